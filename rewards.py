@@ -156,9 +156,13 @@ _UNIT_TEXT = re.compile(r"\\(?:text|mbox|mathrm)\s*\{[^{}\d]*\}\s*$")  # "10\tex
 _UNIT_WORDS = re.compile(r"(?<=[\d.}])\s*[A-Za-z][A-Za-z\s.]{0,30}$")  # "10 cm", "5 apples."
 _ASSIGNMENT = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*")  # "x = 34", "a_1 = 3"
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
-_DECIMAL = re.compile(rf"^[+-]?(?:\d{{1,{MAX_DIGITS}}}(?:\.\d{{0,{MAX_DIGITS}}})?|\.\d{{1,{MAX_DIGITS}}})(?:[eE][+-]?\d{{1,3}})?$")
+_DECIMAL = re.compile(
+    rf"^[+-]?(?:\d{{1,{MAX_DIGITS}}}(?:\.\d{{0,{MAX_DIGITS}}})?|\.\d{{1,{MAX_DIGITS}}})(?:[eE][+-]?\d{{1,3}})?$"
+)
 _SLASH = re.compile(rf"^([+-]?\d{{1,{MAX_DIGITS}}})\s*/\s*(\d{{1,{MAX_DIGITS}}})$")
-_LATEX_FRAC = re.compile(rf"^([+-]?)\\[dt]?frac\s*\{{\s*(-?\d{{1,{MAX_DIGITS}}})\s*\}}\s*\{{\s*(\d{{1,{MAX_DIGITS}}})\s*\}}$")
+_LATEX_FRAC = re.compile(
+    rf"^([+-]?)\\[dt]?frac\s*\{{\s*(-?\d{{1,{MAX_DIGITS}}})\s*\}}\s*\{{\s*(\d{{1,{MAX_DIGITS}}})\s*\}}$"
+)
 _SEVERAL = re.compile(r"[,;]|\\[pm]m\b|\b(?:or|and)\b")  # separators of several answers
 _PLAIN_INT = re.compile(rf"^-?\d{{1,{MAX_DIGITS}}}$")
 _NUMBER_TOKEN = re.compile(rf"-?\d{{1,{MAX_DIGITS}}}(?:,\d{{3}})*(?:\.\d+)?")
@@ -463,8 +467,22 @@ REWARD_FUNCS = [match_format_exactly, match_format_approximately, check_answer, 
 def _warm_up() -> None:
     """Parse a few answer shapes at import, so the first reward calls do not pay the LaTeX parser's
     set-up (hundreds of ms the first time each bracket shape is seen)."""
-    shapes = ["\\frac{\\sqrt{3}}{2}", "\\left(\\frac{1}{2}, 3\\right)", "((1))", "[[1]]", "{{1}}", "([1])",
-              "\\{1, 2\\}", "(1, 2]", "x^{2}+1", "\\sin(x)", "2\\pi", "1e5", "ab", "\\sqrt[3]{2}"]
+    shapes = [
+        "\\frac{\\sqrt{3}}{2}",
+        "\\left(\\frac{1}{2}, 3\\right)",
+        "((1))",
+        "[[1]]",
+        "{{1}}",
+        "([1])",
+        "\\{1, 2\\}",
+        "(1, 2]",
+        "x^{2}+1",
+        "\\sin(x)",
+        "2\\pi",
+        "1e5",
+        "ab",
+        "\\sqrt[3]{2}",
+    ]
     for shape in shapes:
         _symbolically_equal(shape, "x")
         _symbolically_equal("2\\sqrt{2}", shape)

@@ -37,6 +37,7 @@ from rewards import REASONING_END, REASONING_START, REWARD_FUNCS, SOLUTION_END, 
 
 # ============================================================================= settings
 # Every constant in this block can be overridden as --lower-case-name VALUE (MAX_STEPS: --max-steps 10).
+_names_before_settings = set(globals())
 # -- model
 MODEL_NAME = "unsloth/Qwen3-4B-Base"  # hub name or local folder; eos is <|endoftext|>
 BACKEND = "auto"  # auto: unsloth on a CUDA GPU, else transformers | unsloth | transformers
@@ -108,7 +109,11 @@ SEED = 3407
 REPORT_TO = "none"  # none | tensorboard | wandb | trackio
 SMOKE = False  # the whole recipe offline on CPU with a tiny random model and the bundled sample
 
-DEFAULTS = {name.lower(): value for name, value in dict(globals()).items() if name.isupper()}
+DEFAULTS = {
+    name.lower(): value
+    for name, value in dict(globals()).items()
+    if name.isupper() and name not in _names_before_settings
+}
 
 # --smoke replaces these defaults (an explicit --name VALUE still wins). Tuned so the format reward
 # visibly rises within the GRPO steps on 2 CPU cores; a tiny random model needs far larger rates.
@@ -206,7 +211,9 @@ def _coerce(name: str, value: str):
         if isinstance(default, float):
             return float(value)
     except ValueError:
-        raise SetupError(f"{flag} takes {'an integer' if isinstance(default, int) else 'a number'}, not {value!r}") from None
+        raise SetupError(
+            f"{flag} takes {'an integer' if isinstance(default, int) else 'a number'}, not {value!r}"
+        ) from None
     return value
 
 
@@ -314,8 +321,9 @@ def prepare_run_dir(settings: dict) -> tuple[Path, str | None]:
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
-        raise SetupError(f"cannot write to the output folder {output}: {e.strerror or e}. "
-                         "Choose another with --output-dir PATH.") from None
+        raise SetupError(
+            f"cannot write to the output folder {output}: {e.strerror or e}. Choose another with --output-dir PATH."
+        ) from None
     run_dir = output / settings["run_name"]
     if _status(run_dir) == "finished":
         if settings["if_finished"] != "new":
@@ -326,9 +334,9 @@ def prepare_run_dir(settings: dict) -> tuple[Path, str | None]:
         n = 2
         while _status(output / f"{settings['run_name']}-{n}") == "finished":
             n += 1
+        print(f"{run_dir} holds a finished run; this one goes to {run_dir}-{n}")
         settings["run_name"] = f"{settings['run_name']}-{n}"
         run_dir = output / settings["run_name"]
-        print(f"{output / settings['run_name'][: -len(str(n)) - 1]} is finished; this run is {run_dir}")
     checkpoints = run_dir / "checkpoints"
     resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     if is_main_process():
@@ -411,18 +419,21 @@ def build_prompts(table, problem_column: str, answer_column: str):
         problem = "" if problem is None else str(problem).strip()
         answer = reference_answer(answer)
         if problem and answer:
-            rows.append({
-                "prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": problem}],
-                "answer": answer,
-                "problem": problem,
-                "problem_id": index,
-            })
+            rows.append(
+                {
+                    "prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": problem}],
+                    "answer": answer,
+                    "problem": problem,
+                    "problem_id": index,
+                }
+            )
     dropped = len(table) - len(rows)
     if dropped:
         print(f"dropped {dropped} of {len(table)} rows with an empty problem or answer")
     if not rows:
-        raise SetupError(f"no usable rows: every one of the {len(table)} rows has an empty "
-                         f"{problem_column!r} or {answer_column!r}")
+        raise SetupError(
+            f"no usable rows: every one of the {len(table)} rows has an empty {problem_column!r} or {answer_column!r}"
+        )
     import datasets
 
     return datasets.Dataset.from_list(rows)
@@ -473,8 +484,10 @@ def build_priming_rows(table, settings: dict, tokenizer):
         messages = [
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": str(problem).strip()},
-            {"role": "assistant",
-             "content": f"{REASONING_START}{working}{REASONING_END}{SOLUTION_START}{answer}{SOLUTION_END}"},
+            {
+                "role": "assistant",
+                "content": f"{REASONING_START}{working}{REASONING_END}{SOLUTION_START}{answer}{SOLUTION_END}",
+            },
         ]
         text = tokenizer.apply_chat_template(messages, tokenize=False)
         if len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= limit:
@@ -482,8 +495,10 @@ def build_priming_rows(table, settings: dict, tokenizer):
         if settings["priming_max_rows"] and len(rows) >= settings["priming_max_rows"]:
             break
     if not rows:
-        raise SetupError(f"no priming rows with a numeric answer fit in {limit} tokens; "
-                         "raise --max-seq-length or pass --priming false")
+        raise SetupError(
+            f"no priming rows with a numeric answer fit in {limit} tokens; "
+            "raise --max-seq-length or pass --priming false"
+        )
     import datasets
 
     return datasets.Dataset.from_list(rows)
@@ -517,8 +532,12 @@ def build_tiny_tokenizer(texts: list[str], vocab_size: int = SMOKE_TOKENIZER_VOC
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[eos],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[eos],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     core.train_from_iterator(texts, trainer)
     core.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in rewards.TAGS])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token=eos, pad_token=eos)
@@ -533,9 +552,17 @@ def build_tiny_model(tokenizer, seed: int):
 
     torch.manual_seed(seed)
     config = Qwen3Config(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=512,
-        tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=32,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         initializer_range=0.2,  # 10x the usual: with tiny weights every token is equally likely and LoRA barely moves it
     )
     return Qwen3ForCausalLM(config)
@@ -563,7 +590,9 @@ def load_tokenizer(settings: dict, run_dir: Path | None = None):
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(settings["model_name"], trust_remote_code=settings["trust_remote_code"])
+        tokenizer = AutoTokenizer.from_pretrained(
+            settings["model_name"], trust_remote_code=settings["trust_remote_code"]
+        )
     except Exception as e:  # noqa: BLE001 - offline, typo, gated: say which name and how to fix it
         raise SetupError(
             f"could not load the tokenizer of {settings['model_name']!r}: {type(e).__name__}: {str(e)[:300]}\n"
@@ -600,20 +629,31 @@ def load_model(settings: dict, backend: str, tokenizer, run_dir: Path, adapter: 
     else:
         from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-        kwargs = {"dtype": torch.bfloat16 if torch.cuda.is_available() else torch.float32,
-                  "trust_remote_code": settings["trust_remote_code"]}
+        kwargs = {
+            "dtype": torch.bfloat16 if torch.cuda.is_available() else torch.float32,
+            "trust_remote_code": settings["trust_remote_code"],
+        }
         if settings["load_in_4bit"]:
-            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                               bnb_4bit_compute_dtype=torch.bfloat16)
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+            )
         try:
             model = AutoModelForCausalLM.from_pretrained(settings["model_name"], **kwargs)
         except OSError as e:
-            raise SetupError(f"could not load model {settings['model_name']!r}: {str(e)[:300]}\n"
-                             "Without hub access, download it elsewhere and pass --model-name LOCAL_DIR.") from None
+            raise SetupError(
+                f"could not load model {settings['model_name']!r}: {str(e)[:300]}\n"
+                "Without hub access, download it elsewhere and pass --model-name LOCAL_DIR."
+            ) from None
     if adapter:
         return PeftModel.from_pretrained(model, adapter, is_trainable=False), tokenizer
-    lora = LoraConfig(r=settings["lora_rank"], lora_alpha=settings["lora_alpha"], lora_dropout=0.0, bias="none",
-                      target_modules=settings["lora_targets"].split(","), task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=settings["lora_rank"],
+        lora_alpha=settings["lora_alpha"],
+        lora_dropout=0.0,
+        bias="none",
+        target_modules=settings["lora_targets"].split(","),
+        task_type="CAUSAL_LM",
+    )
     torch.manual_seed(settings["seed"])
     model = get_peft_model(model, lora)
     if torch.cuda.is_available():
@@ -634,7 +674,9 @@ def _load_unsloth(settings: dict, tokenizer, adapter: str | None):
 
     fast = settings["fast_inference"] and vllm_available()
     if settings["fast_inference"] and not fast:
-        print("vLLM is not installed: generating with Unsloth's transformers path (pip install -r requirements-vllm.txt)")
+        print(
+            "vLLM is not installed: generating with Unsloth's transformers path (pip install -r requirements-vllm.txt)"
+        )
     try:
         model, unsloth_tokenizer = FastLanguageModel.from_pretrained(
             model_name=adapter or settings["model_name"],
@@ -646,8 +688,10 @@ def _load_unsloth(settings: dict, tokenizer, adapter: str | None):
             trust_remote_code=settings["trust_remote_code"],
         )
     except OSError as e:
-        raise SetupError(f"could not load model {settings['model_name']!r}: {str(e)[:300]}\n"
-                         "Without hub access, download it elsewhere and pass --model-name LOCAL_DIR.") from None
+        raise SetupError(
+            f"could not load model {settings['model_name']!r}: {str(e)[:300]}\n"
+            "Without hub access, download it elsewhere and pass --model-name LOCAL_DIR."
+        ) from None
     unsloth_tokenizer.chat_template = tokenizer.chat_template
     if unsloth_tokenizer.pad_token is None:
         unsloth_tokenizer.pad_token = unsloth_tokenizer.eos_token
@@ -666,7 +710,10 @@ def _load_unsloth(settings: dict, tokenizer, adapter: str | None):
 
 def uses_fast_generate(model) -> bool:
     """True when the model carries Unsloth's vLLM engine (FAST_INFERENCE with vLLM installed)."""
-    return getattr(model, "vllm_engine", None) is not None or getattr(getattr(model, "base_model", None), "vllm_engine", None) is not None
+    return (
+        getattr(model, "vllm_engine", None) is not None
+        or getattr(getattr(model, "base_model", None), "vllm_engine", None) is not None
+    )
 
 
 class PlainLogProbs:
@@ -678,8 +725,9 @@ class PlainLogProbs:
     """
 
     @staticmethod
-    def apply(hidden, weight, bias, targets, temperature, chunk_size, softcap=None, logit_scale=1.0,
-              outputs=("log_probs",)):
+    def apply(
+        hidden, weight, bias, targets, temperature, chunk_size, softcap=None, logit_scale=1.0, outputs=("log_probs",)
+    ):
         import torch.nn.functional as F
 
         logits = F.linear(hidden.float(), weight.float(), None if bias is None else bias.float()) * logit_scale
@@ -722,36 +770,7 @@ def optimizer_name(settings: dict) -> str:
     return settings["optimizer"]
 
 
-# ============================================================================= 5. format priming
-def prime_format(model, tokenizer, rows, settings: dict, run_dir: Path, backend: str) -> list[dict]:
-    """A short supervised pass on worked solutions in the tag format; returns its log history."""
-    from trl import SFTConfig, SFTTrainer
-
-    config = SFTConfig(
-        output_dir=str(run_dir / "priming"),
-        num_train_epochs=settings["priming_epochs"],
-        learning_rate=settings["priming_learning_rate"],
-        per_device_train_batch_size=1,
-        gradient_accumulation_steps=1,
-        warmup_steps=5,
-        weight_decay=settings["weight_decay"],
-        lr_scheduler_type="linear",
-        optim=optimizer_name(settings),
-        logging_steps=1,
-        save_strategy="no",
-        report_to=settings["report_to"],
-        seed=settings["seed"],
-        max_length=settings["max_seq_length"],
-        disable_tqdm=not sys.stderr.isatty(),
-        **precision(backend),
-    )
-    trainer = SFTTrainer(model=model, args=config, train_dataset=rows, processing_class=tokenizer)
-    print(f"format priming: {len(rows)} worked solutions x {settings['priming_epochs']} epochs")
-    trainer.train()
-    return trainer.state.log_history
-
-
-# ============================================================================= 6. GRPO
+# ============================================================================= stopping safely
 class StopOnSignal:
     """Ctrl-C or SIGTERM: finish the current step, save a checkpoint, stop. A second Ctrl-C exits at once."""
 
@@ -773,8 +792,10 @@ class StopOnSignal:
             print("\nsecond interrupt: exiting now, without saving", flush=True)
             os._exit(130)
         self.received = signal.Signals(signum).name
-        print(f"\n{self.received}: finishing this step, then saving a checkpoint (press Ctrl-C again to quit now)",
-              flush=True)
+        print(
+            f"\n{self.received}: finishing this step, then saving a checkpoint (press Ctrl-C again to quit now)",
+            flush=True,
+        )
 
 
 def make_callbacks(stop: StopOnSignal):
@@ -803,6 +824,38 @@ def make_callbacks(stop: StopOnSignal):
     return Guard()
 
 
+# ============================================================================= 5. format priming
+def prime_format(model, tokenizer, rows, settings: dict, run_dir: Path, backend: str, stop: StopOnSignal) -> list[dict]:
+    """A short supervised pass on worked solutions in the tag format; returns its log history."""
+    from trl import SFTConfig, SFTTrainer
+
+    config = SFTConfig(
+        output_dir=str(run_dir / "priming"),
+        num_train_epochs=settings["priming_epochs"],
+        learning_rate=settings["priming_learning_rate"],
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=1,
+        warmup_steps=5,
+        weight_decay=settings["weight_decay"],
+        lr_scheduler_type="linear",
+        optim=optimizer_name(settings),
+        logging_steps=1,
+        save_strategy="no",
+        report_to=settings["report_to"],
+        seed=settings["seed"],
+        max_length=settings["max_seq_length"],
+        disable_tqdm=not sys.stderr.isatty(),
+        **precision(backend),
+    )
+    trainer = SFTTrainer(
+        model=model, args=config, train_dataset=rows, processing_class=tokenizer, callbacks=[make_callbacks(stop)]
+    )
+    print(f"format priming: {len(rows)} worked solutions x {settings['priming_epochs']} epochs")
+    trainer.train()
+    return trainer.state.log_history
+
+
+# ============================================================================= 6. GRPO
 def grpo_config(settings: dict, run_dir: Path, backend: str, max_completion_length: int):
     from trl import GRPOConfig
 
@@ -811,11 +864,19 @@ def grpo_config(settings: dict, run_dir: Path, backend: str, max_completion_leng
         from vllm import SamplingParams
 
         # Unsloth's patched GRPOConfig takes vLLM's sampling parameters directly.
-        extra["vllm_sampling_params"] = SamplingParams(min_p=settings["min_p"], top_p=settings["top_p"], top_k=-1,
-                                                       seed=settings["seed"], include_stop_str_in_output=True)
+        extra["vllm_sampling_params"] = SamplingParams(
+            min_p=settings["min_p"],
+            top_p=settings["top_p"],
+            top_k=-1,
+            seed=settings["seed"],
+            include_stop_str_in_output=True,
+        )
     elif backend == "transformers" and settings["fast_inference"] and vllm_available() and not settings["smoke"]:
-        extra.update(use_vllm=True, vllm_mode=settings["vllm_mode"],
-                     vllm_gpu_memory_utilization=settings["gpu_memory_utilization"])
+        extra.update(
+            use_vllm=True,
+            vllm_mode=settings["vllm_mode"],
+            vllm_gpu_memory_utilization=settings["gpu_memory_utilization"],
+        )
         if settings["vllm_server_url"]:
             extra["vllm_server_base_url"] = settings["vllm_server_url"]
     return GRPOConfig(
@@ -848,22 +909,38 @@ def grpo_config(settings: dict, run_dir: Path, backend: str, max_completion_leng
     )
 
 
-def train_grpo(model, tokenizer, train_set, settings, run_dir: Path, backend: str, max_completion_length: int,
-               resume: str | None):
+def train_grpo(
+    model,
+    tokenizer,
+    train_set,
+    settings,
+    run_dir: Path,
+    backend: str,
+    max_completion_length: int,
+    resume: str | None,
+    stop: StopOnSignal,
+):
     """GRPO with the four rewards. Returns (log history, how it ended: finished | interrupted)."""
     from trl import GRPOTrainer
 
     config = grpo_config(settings, run_dir, backend, max_completion_length)
-    with StopOnSignal() as stop:
-        guard = make_callbacks(stop)
-        trainer = GRPOTrainer(model=model, reward_funcs=REWARD_FUNCS, args=config, train_dataset=train_set,
-                              processing_class=tokenizer, callbacks=[guard])
-        if resume:
-            step = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"]
-            print(f"resuming from {resume} (step {step} of {settings['max_steps']})")
-        print(f"GRPO: {settings['max_steps']} steps, {settings['num_generations']} completions per prompt, "
-              f"{settings['per_device_batch'] // settings['num_generations']} prompt(s) per device and step")
-        trainer.train(resume_from_checkpoint=resume)
+    guard = make_callbacks(stop)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=REWARD_FUNCS,
+        args=config,
+        train_dataset=train_set,
+        processing_class=tokenizer,
+        callbacks=[guard],
+    )
+    if resume:
+        step = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"]
+        print(f"resuming from {resume} (step {step} of {settings['max_steps']})")
+    print(
+        f"GRPO: {settings['max_steps']} steps, {settings['num_generations']} completions per prompt, "
+        f"{settings['per_device_batch'] // settings['num_generations']} prompt(s) per device and step"
+    )
+    trainer.train(resume_from_checkpoint=resume)
     history = trainer.state.log_history
     if guard.bad_loss_step is not None:
         last = _latest_checkpoint(run_dir)
@@ -893,8 +970,9 @@ def save_adapter(model, tokenizer, run_dir: Path) -> Path:
 
 
 # ============================================================================= 7. comparison
-def generate(model, tokenizer, prompts: list, settings: dict, adapter_on: bool, adapter_path: Path | None,
-             label: str) -> list[dict]:
+def generate(
+    model, tokenizer, prompts: list, settings: dict, adapter_on: bool, adapter_path: Path | None, label: str
+) -> list[dict]:
     """Greedy completions for each prompt: [{text, length, truncated}], with the adapter on or off."""
     if uses_fast_generate(model):
         return _generate_vllm(model, tokenizer, prompts, settings, adapter_path if adapter_on else None)
@@ -915,14 +993,26 @@ def generate(model, tokenizer, prompts: list, settings: dict, adapter_on: bool, 
         for start in tqdm(range(0, len(texts), size), desc=f"evaluating {label}", unit="batch"):
             batch = tokenizer(texts[start : start + size], return_tensors="pt", padding=True, add_special_tokens=False)
             batch = {k: v.to(device) for k, v in batch.items()}
-            output = model.generate(**batch, do_sample=False, max_new_tokens=settings["eval_max_new_tokens"],
-                                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                                    temperature=None, top_p=None, top_k=None)
+            output = model.generate(
+                **batch,
+                do_sample=False,
+                max_new_tokens=settings["eval_max_new_tokens"],
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+            )
             for row in output[:, batch["input_ids"].shape[1] :].tolist():
                 ended = tokenizer.eos_token_id in row
                 tokens = row[: row.index(tokenizer.eos_token_id)] if ended else row
-                results.append({"text": tokenizer.decode(tokens, skip_special_tokens=True),
-                                "length": len(tokens), "truncated": not ended})
+                results.append(
+                    {
+                        "text": tokenizer.decode(tokens, skip_special_tokens=True),
+                        "length": len(tokens),
+                        "truncated": not ended,
+                    }
+                )
     model.train(was_training)
     return results
 
@@ -935,8 +1025,14 @@ def _generate_vllm(model, tokenizer, prompts, settings, adapter_path: Path | Non
     params = SamplingParams(temperature=0.0, max_tokens=settings["eval_max_new_tokens"], stop=[tokenizer.eos_token])
     lora = model.load_lora(str(adapter_path)) if adapter_path else None
     outputs = model.fast_generate(texts, sampling_params=params, lora_request=lora)
-    return [{"text": o.outputs[0].text, "length": len(o.outputs[0].token_ids),
-             "truncated": o.outputs[0].finish_reason == "length"} for o in outputs]
+    return [
+        {
+            "text": o.outputs[0].text,
+            "length": len(o.outputs[0].token_ids),
+            "truncated": o.outputs[0].finish_reason == "length",
+        }
+        for o in outputs
+    ]
 
 
 def score(problems, completions: list[dict]) -> dict:
@@ -945,17 +1041,19 @@ def score(problems, completions: list[dict]) -> dict:
     for row, completion in zip(problems, completions, strict=True):
         text = completion["text"]
         scores = {f.__name__: f(completions=[text], answer=[row["answer"]])[0] for f in REWARD_FUNCS}
-        records.append({
-            "problem_id": row["problem_id"],
-            "reference": row["answer"],
-            "extracted": rewards.extract_answer(text),
-            "correct": rewards.is_correct(text, row["answer"]),
-            "format_ok": rewards.has_exact_format(text),
-            "length": completion["length"],
-            "truncated": completion["truncated"],
-            "rewards": scores,
-            "completion": text,
-        })
+        records.append(
+            {
+                "problem_id": row["problem_id"],
+                "reference": row["answer"],
+                "extracted": rewards.extract_answer(text),
+                "correct": rewards.is_correct(text, row["answer"]),
+                "format_ok": rewards.has_exact_format(text),
+                "length": completion["length"],
+                "truncated": completion["truncated"],
+                "rewards": scores,
+                "completion": text,
+            }
+        )
     n = max(len(records), 1)
 
     def mean(values):
@@ -983,7 +1081,11 @@ def compare(model, tokenizer, problems, settings, run_dir: Path, adapter_path: P
         results[label] = score(problems, completions)
     report = {
         "settings": {k: settings[k] for k in ("model_name", "eval_dataset", "eval_size", "eval_max_new_tokens", "seed")}
-        | {"decoding": "greedy", "adapter": str(adapter_path), "dataset": settings["eval_dataset"] or settings["dataset"]},
+        | {
+            "decoding": "greedy",
+            "adapter": str(adapter_path),
+            "dataset": settings["eval_dataset"] or settings["dataset"],
+        },
         "base": results["base"],
         "trained": results["trained"],
     }
@@ -995,9 +1097,14 @@ def compare(model, tokenizer, problems, settings, run_dir: Path, adapter_path: P
     return report
 
 
-ROWS = [("accuracy", "accuracy"), ("exact format rate", "format_rate"), ("total reward", "total_reward"),
-        *[(f"reward: {f.__name__}", ("reward_means", f.__name__)) for f in REWARD_FUNCS],
-        ("mean completion length (tokens)", "mean_length"), ("cut off at the length limit", "truncated_rate")]
+ROWS = [
+    ("accuracy", "accuracy"),
+    ("exact format rate", "format_rate"),
+    ("total reward", "total_reward"),
+    *[(f"reward: {f.__name__}", ("reward_means", f.__name__)) for f in REWARD_FUNCS],
+    ("mean completion length (tokens)", "mean_length"),
+    ("cut off at the length limit", "truncated_rate"),
+]
 
 
 def _figure(summary: dict, key) -> float:
@@ -1017,23 +1124,54 @@ def comparison_table(report: dict) -> str:
 
 def comparison_markdown(report: dict, table: str, examples: int = 3) -> str:
     n = report["base"]["problems"]
-    parts = [f"# Base vs trained on {n} held-out problems", "",
-             f"Same prompts, greedy decoding, the same verifier (`rewards.is_correct`). Adapter: `{report['settings']['adapter']}`.",
-             "", table, ""]
+    parts = [
+        f"# Base vs trained on {n} held-out problems",
+        "",
+        f"Same prompts, greedy decoding, the same verifier (`rewards.is_correct`). Adapter: `{report['settings']['adapter']}`.",
+        "",
+        table,
+        "",
+    ]
     pairs = list(zip(report["base"]["records"], report["trained"]["records"], strict=True))
-    differ = [p for p in pairs if p[0]["correct"] != p[1]["correct"]] or [p for p in pairs if p[0]["format_ok"] != p[1]["format_ok"]]
+    differ = [p for p in pairs if p[0]["correct"] != p[1]["correct"]] or [
+        p for p in pairs if p[0]["format_ok"] != p[1]["format_ok"]
+    ]
     if differ:
         parts += ["## Problems where the models differ", ""]
     for base, trained in differ[:examples]:
-        parts += [f"### Problem {base['problem_id']} (reference: `{base['reference']}`)", "",
-                  "| | base | trained |", "|---|---|---|",
-                  f"| answer | `{base['extracted']}` | `{trained['extracted']}` |",
-                  f"| correct | {base['correct']} | {trained['correct']} |",
-                  f"| format ok | {base['format_ok']} | {trained['format_ok']} |", "",
-                  "<details><summary>completions</summary>", "",
-                  "**base**", "", "```", base["completion"][:1500], "```", "",
-                  "**trained**", "", "```", trained["completion"][:1500], "```", "</details>", ""]
+        parts += [
+            f"### Problem {base['problem_id']} (reference: `{base['reference']}`)",
+            "",
+            "| | base | trained |",
+            "|---|---|---|",
+            f"| answer | {_short(base['extracted'])} | {_short(trained['extracted'])} |",
+            f"| correct | {base['correct']} | {trained['correct']} |",
+            f"| format ok | {base['format_ok']} | {trained['format_ok']} |",
+            "",
+            "<details><summary>completions</summary>",
+            "",
+            "**base**",
+            "",
+            "```",
+            base["completion"][:1500],
+            "```",
+            "",
+            "**trained**",
+            "",
+            "```",
+            trained["completion"][:1500],
+            "```",
+            "</details>",
+            "",
+        ]
     return "\n".join(parts)
+
+
+def _short(answer: str | None, width: int = 60) -> str:
+    if answer is None:
+        return "(no answer block)"
+    answer = " ".join(answer.split()).replace("|", "\\|").replace("`", "'")
+    return f"`{answer[:width]}{'...' if len(answer) > width else ''}`"
 
 
 def plot_comparison(report: dict, path: Path) -> None:
@@ -1070,10 +1208,12 @@ def plot_training_curves(history: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [h for h in history if "reward" in h]
-    panels = [("total reward", ["reward"]),
-              ("rewards", [f"rewards/{f.__name__}/mean" for f in REWARD_FUNCS]),
-              ("completion length (tokens)", ["completions/mean_length"]),
-              ("KL and entropy", ["kl", "entropy"])]
+    panels = [
+        ("total reward", ["reward"]),
+        ("rewards", [f"rewards/{f.__name__}/mean" for f in REWARD_FUNCS]),
+        ("completion length (tokens)", ["completions/mean_length"]),
+        ("KL and entropy", ["kl", "entropy"]),
+    ]
     panels = [(title, [k for k in keys if any(k in r for r in rows)]) for title, keys in panels]
     panels = [(title, keys) for title, keys in panels if keys] or [("no GRPO steps logged", [])]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
@@ -1081,7 +1221,8 @@ def plot_training_curves(history: list[dict], path: Path) -> None:
         for key in keys:
             points = [(r["step"], r[key]) for r in rows if key in r and r[key] is not None]
             if points:
-                ax.plot(*zip(*points), label=key.replace("rewards/", "").replace("/mean", ""), marker=".", lw=1)
+                steps, values = zip(*points, strict=True)
+                ax.plot(steps, values, label=key.replace("rewards/", "").replace("/mean", ""), marker=".", lw=1)
         ax.set_title(title)
         ax.set_xlabel("step")
         if len(keys) > 1:
@@ -1098,7 +1239,7 @@ def print_comparison(report: dict, run_dir: Path) -> None:
 
 
 # ============================================================================= main
-def load_eval_problems(settings: dict, tokenizer, heldout, limit_tokens: int | None):
+def load_eval_problems(settings: dict, heldout):
     """The held-out part of the training data, or EVAL_DATASET's first EVAL_SIZE problems."""
     if not settings["eval_dataset"]:
         return heldout
@@ -1126,18 +1267,23 @@ def run(settings: dict) -> Path:
     if backend == "unsloth":
         import unsloth  # noqa: F401 - must come before trl and transformers so it can patch them
     run_dir, resume = prepare_run_dir(settings)
-    print(f"backend: {backend}{' (vLLM generation)' if backend == 'unsloth' and settings['fast_inference'] and vllm_available() else ''}")
+    print(
+        f"backend: {backend}{' (vLLM generation)' if backend == 'unsloth' and settings['fast_inference'] and vllm_available() else ''}"
+    )
     print(f"run folder: {run_dir}")
 
     # 2. data, checked before the model is loaded
     table = load_table(settings["dataset"], settings["dataset_config"], settings["dataset_split"])
     problems = build_prompts(table, settings["problem_column"], settings["answer_column"])
     tokenizer = load_tokenizer(settings, run_dir)
-    problems, max_prompt_length = drop_long_prompts(problems, tokenizer, settings["prompt_length_quantile"],
-                                                    settings["max_prompt_length"])
+    problems, max_prompt_length = drop_long_prompts(
+        problems, tokenizer, settings["prompt_length_quantile"], settings["max_prompt_length"]
+    )
     if max_prompt_length >= settings["max_seq_length"]:
-        raise SetupError(f"prompts need up to {max_prompt_length} tokens, leaving no room for a completion in "
-                         f"--max-seq-length {settings['max_seq_length']}; raise it or set --max-prompt-length")
+        raise SetupError(
+            f"prompts need up to {max_prompt_length} tokens, leaving no room for a completion in "
+            f"--max-seq-length {settings['max_seq_length']}; raise it or set --max-prompt-length"
+        )
     train_set, heldout = split_heldout(problems, settings["eval_size"], settings["seed"])
     if settings["max_train_rows"]:
         train_set = train_set.select(range(min(settings["max_train_rows"], len(train_set))))
@@ -1148,12 +1294,13 @@ def run(settings: dict) -> Path:
     if settings["priming"] and not resume:
         priming_table = load_table(settings["priming_dataset"], settings["priming_config"], settings["priming_split"])
         priming_rows = build_priming_rows(priming_table, settings, tokenizer)
-    eval_problems = load_eval_problems(settings, tokenizer, heldout, max_prompt_length)
+    eval_problems = load_eval_problems(settings, heldout)
     print(f"training on {len(train_set)} problems; evaluating on {len(eval_problems)} held-out problems")
 
     if is_main_process():
-        resolved = dict(settings, backend=backend, max_prompt_length=max_prompt_length,
-                        max_completion_length=max_completion_length)
+        resolved = dict(
+            settings, backend=backend, max_prompt_length=max_prompt_length, max_completion_length=max_completion_length
+        )
         write_json(run_dir / "config.json", resolved)
         heldout.to_json(str(run_dir / "heldout.jsonl"))
         set_status(run_dir, "training")
@@ -1163,13 +1310,23 @@ def run(settings: dict) -> Path:
 
     use_plain_logprobs_without_gpu()
 
+    history = []  # priming then GRPO; a resumed run keeps the priming part of the log it wrote before
+    if resume and (run_dir / "log_history.json").exists():
+        history = [h for h in json.loads((run_dir / "log_history.json").read_text()) if h.get("stage") == "priming"]
     try:
-        model, tokenizer = load_model(settings, backend, tokenizer, run_dir)
-        history = []
-        if priming_rows is not None:
-            history += [dict(h, stage="priming") for h in prime_format(model, tokenizer, priming_rows, settings, run_dir, backend)]
-        grpo_history, ending = train_grpo(model, tokenizer, train_set, settings, run_dir, backend,
-                                          max_completion_length, resume)
+        with StopOnSignal() as stop:
+            model, tokenizer = load_model(settings, backend, tokenizer, run_dir)
+            if priming_rows is not None:
+                priming_log = prime_format(model, tokenizer, priming_rows, settings, run_dir, backend, stop)
+                history += [dict(h, stage="priming") for h in priming_log]
+            if stop.received:
+                raise SetupError(
+                    f"{stop.received} during format priming: nothing saved yet. Run the same command "
+                    "again to start over (priming takes minutes, not hours)."
+                )
+            grpo_history, ending = train_grpo(
+                model, tokenizer, train_set, settings, run_dir, backend, max_completion_length, resume, stop
+            )
     except torch.OutOfMemoryError:
         raise SetupError(cuda_oom_advice(settings)) from None
     history += grpo_history
@@ -1178,8 +1335,9 @@ def run(settings: dict) -> Path:
     write_json(run_dir / "log_history.json", history)
     adapter_path = save_adapter(model, tokenizer, run_dir)
     if ending == "interrupted":
-        set_status(run_dir, "interrupted", checkpoint=_latest_checkpoint(run_dir))
-        print(f"\nstopped and saved: checkpoint {_latest_checkpoint(run_dir)}, adapter {adapter_path}")
+        checkpoint = _latest_checkpoint(run_dir)
+        set_status(run_dir, "interrupted", checkpoint=checkpoint)
+        print(f"\nstopped and saved: checkpoint {checkpoint}, adapter {adapter_path}")
         print("to resume, run the same command again: " + " ".join(["python", *sys.argv]))
         raise SystemExit(130)
 
@@ -1199,14 +1357,18 @@ def run_eval_only(settings: dict) -> Path:
 
     adapter = Path(settings["adapter"]).expanduser()
     if not (adapter / "adapter_config.json").exists():
-        raise SetupError(f"{adapter} is not a saved adapter (no adapter_config.json); pass the 'adapter' folder "
-                         "of an earlier run, e.g. outputs/RUN_NAME/adapter")
+        raise SetupError(
+            f"{adapter} is not a saved adapter (no adapter_config.json); pass the 'adapter' folder "
+            "of an earlier run, e.g. outputs/RUN_NAME/adapter"
+        )
     source_dir = adapter.parent
     try:
         earlier = json.loads((source_dir / "config.json").read_text())
     except (OSError, ValueError):
-        raise SetupError(f"{source_dir / 'config.json'} is missing or unreadable: --eval-only needs the run "
-                         "folder the adapter was saved in") from None
+        raise SetupError(
+            f"{source_dir / 'config.json'} is missing or unreadable: --eval-only needs the run "
+            "folder the adapter was saved in"
+        ) from None
     # The earlier run's model, data and comparison settings, with what this command line says on top.
     settings = dict(earlier, **{k: settings[k] for k in settings.get("explicit", [])})
     backend = choose_backend(settings)
@@ -1221,7 +1383,7 @@ def run_eval_only(settings: dict) -> Path:
     run_dir.mkdir(parents=True)
     tokenizer = load_tokenizer(settings, source_dir)
     if settings["eval_dataset"]:
-        problems = load_eval_problems(settings, tokenizer, None, None)
+        problems = load_eval_problems(settings, None)
     else:
         problems = datasets.load_dataset("json", data_files=str(source_dir / "heldout.jsonl"), split="train")
     write_json(run_dir / "config.json", dict(settings, backend=backend))

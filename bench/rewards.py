@@ -49,7 +49,7 @@ def recipe_rewards(eos: str = "<|endoftext|>"):
 
     def answer(completions, answer, **kw):
         out = []
-        for c, true in zip(completions, answer):
+        for c, true in zip(completions, answer, strict=True):
             m = match_format.search(c[0]["content"])
             guess = m.group(1) if m else None
             if guess is None:
@@ -68,7 +68,7 @@ def recipe_rewards(eos: str = "<|endoftext|>"):
 
     def numbers(completions, answer, **kw):
         out = []
-        for c, true in zip(completions, answer):
+        for c, true in zip(completions, answer, strict=True):
             m = match_numbers.search(c[0]["content"])
             if m is None:
                 out.append(-2.5)
@@ -94,7 +94,9 @@ def make_batch(n: int, size: int, seed: int = 0):
     completions, answers = [], []
     for i in range(n):
         a = rng.randint(-50, 5000)
-        working = " ".join(rng.choice(words) + (f" {rng.randint(0, 999)}" if rng.random() < 0.2 else "") for _ in range(size // 5))
+        working = " ".join(
+            rng.choice(words) + (f" {rng.randint(0, 999)}" if rng.random() < 0.2 else "") for _ in range(size // 5)
+        )
         working = working[: size - 60]
         block = rng.choice(ANSWER_STYLES).format(a=a, w=a + rng.randint(1, 40))
         tail = f"{REASONING_END}{SOLUTION_START}{block}{SOLUTION_END}" if i % 8 else " I am not sure."
@@ -123,15 +125,77 @@ def time_batch(funcs, completions, answers, repeats: int) -> float:
 
 # ----------------------------------------------------------------------------- hostile answers
 HOSTILE = [
-    "9^{9^{9^{9}}}", "9^9^9^9", "((9^{99})^{99})^{99}", "(10^{26})!", "99999999999999999999999999!",
-    "1e100000", "2^{100000000}", "10^{10^{10}}", "\\frac{1}{0}", "nan", "inf", "1/0", "-\\infty",
-    "{" * 5000 + "}" * 5000, "(" * 5000, "\\frac{" * 3000, "1" * 5000, "x" * 1_000_000,
-    "\\sin(10^{15})", "\\log(0)", "\\tan(\\pi/2)", "\\sum_{n=1}^{10^{9}} n", "\\int_0^1 x dx",
-    "\\binom{10^{20}}{10^{19}}", "\\Gamma(10^{30})", "a=b=c=34", "{{{{{{{{1}}}}}}}}", "(((3)))",
+    "9^{9^{9^{9}}}",
+    "9^9^9^9",
+    "((9^{99})^{99})^{99}",
+    "(10^{26})!",
+    "99999999999999999999999999!",
+    "1e100000",
+    "2^{100000000}",
+    "10^{10^{10}}",
+    "\\frac{1}{0}",
+    "nan",
+    "inf",
+    "1/0",
+    "-\\infty",
+    "{" * 5000 + "}" * 5000,
+    "(" * 5000,
+    "\\frac{" * 3000,
+    "1" * 5000,
+    "x" * 1_000_000,
+    "\\sin(10^{15})",
+    "\\log(0)",
+    "\\tan(\\pi/2)",
+    "\\sum_{n=1}^{10^{9}} n",
+    "\\int_0^1 x dx",
+    "\\binom{10^{20}}{10^{19}}",
+    "\\Gamma(10^{30})",
+    "a=b=c=34",
+    "{{{{{{{{1}}}}}}}}",
+    "(((3)))",
 ]
-TOKENS = ["1", "9", "34", "0", ".", ",", "-", "+", "*", "/", "^", "_", "(", ")", "{", "}", "[", "]", "x", "e",
-          "\\pi", "\\frac", "\\sqrt", "\\cdot", "\\infty", "\\{", "\\}", "\\left(", "\\right)", " ", "=", "!",
-          "\\sin", "\\log", "99999", "%", "\\circ", "$", "\\boxed{", "i"]
+TOKENS = [
+    "1",
+    "9",
+    "34",
+    "0",
+    ".",
+    ",",
+    "-",
+    "+",
+    "*",
+    "/",
+    "^",
+    "_",
+    "(",
+    ")",
+    "{",
+    "}",
+    "[",
+    "]",
+    "x",
+    "e",
+    "\\pi",
+    "\\frac",
+    "\\sqrt",
+    "\\cdot",
+    "\\infty",
+    "\\{",
+    "\\}",
+    "\\left(",
+    "\\right)",
+    " ",
+    "=",
+    "!",
+    "\\sin",
+    "\\log",
+    "99999",
+    "%",
+    "\\circ",
+    "$",
+    "\\boxed{",
+    "i",
+]
 
 
 def random_answers(n: int, seed: int = 1) -> list[str]:
@@ -164,7 +228,9 @@ def main() -> int:
     baseline = time_batch(recipe_rewards(), completions, answers, repeats)
     ours = time_batch(REWARD_FUNCS, completions, answers, repeats)
     ratio = ours / baseline
-    print(f"batch of {len(completions)} completions, {statistics.mean(len(c[0]['content']) for c in completions):.0f} chars each")
+    print(
+        f"batch of {len(completions)} completions, {statistics.mean(len(c[0]['content']) for c in completions):.0f} chars each"
+    )
     print(f"  recipe regex rewards : {baseline * 1000:8.2f} ms")
     print(f"  rewards.py           : {ours * 1000:8.2f} ms")
     print(f"  ratio                : {ratio:8.2f}  (target <= {RATIO_TARGET})")
@@ -181,7 +247,9 @@ def main() -> int:
     thread.join()
     print(f"hostile answers: {len(hostile)} x {len(golds)} references x 5 functions")
     for name, (ms, pred, gold) in [("main thread", main_worst), ("worker thread", result[0])]:
-        print(f"  worst call, {name:13}: {ms:7.1f} ms  (target <= {LATENCY_TARGET_MS:.0f}) on {pred[:40]!r} vs {gold!r}")
+        print(
+            f"  worst call, {name:13}: {ms:7.1f} ms  (target <= {LATENCY_TARGET_MS:.0f}) on {pred[:40]!r} vs {gold!r}"
+        )
     ok = ratio <= RATIO_TARGET and max(main_worst[0], result[0][0]) <= LATENCY_TARGET_MS
     print("PASS" if ok else "MISS: a target above is not met")
     return 0 if ok else 1

@@ -270,8 +270,16 @@ def test_no_answer_column_at_all():
 
 @pytest.mark.parametrize(
     "completion",
-    [None, 42, [], {}, [{"role": "assistant", "content": None}], [{"role": "assistant"}],
-     [{"content": [{"type": "text", "text": respond("34")}]}], {"role": "assistant", "content": respond("34")}],
+    [
+        None,
+        42,
+        [],
+        {},
+        [{"role": "assistant", "content": None}],
+        [{"role": "assistant"}],
+        [{"content": [{"type": "text", "text": respond("34")}]}],
+        {"role": "assistant", "content": respond("34")},
+    ],
 )
 def test_odd_completion_shapes_do_not_raise(completion):
     for func in ALL_FUNCS:
@@ -295,7 +303,9 @@ def test_works_in_worker_threads():
 
 
 def test_importable_without_torch():
-    code = "import sys, rewards; bad = {'torch', 'transformers', 'trl', 'unsloth'} & set(sys.modules); sys.exit(bool(bad))"
+    code = (
+        "import sys, rewards; bad = {'torch', 'transformers', 'trl', 'unsloth'} & set(sys.modules); sys.exit(bool(bad))"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=rewards.__file__.rsplit("/", 1)[0]).returncode == 0
 
 
@@ -339,8 +349,33 @@ def test_hostile_answers_never_raise_or_hang(hostile):
 
 text_or_none = st.one_of(st.none(), st.text(max_size=300))
 fragments = st.sampled_from(
-    [REASONING_END, SOLUTION_START, SOLUTION_END, "34", "-", ".", "/", "^", "{", "}", "\\frac", "\\sqrt",
-     "$", "\\boxed{", ",", " or ", "e", "!", "(", ")", "<|endoftext|>", "\u2212", "\\infty", "nan", "9"]
+    [
+        REASONING_END,
+        SOLUTION_START,
+        SOLUTION_END,
+        "34",
+        "-",
+        ".",
+        "/",
+        "^",
+        "{",
+        "}",
+        "\\frac",
+        "\\sqrt",
+        "$",
+        "\\boxed{",
+        ",",
+        " or ",
+        "e",
+        "!",
+        "(",
+        ")",
+        "<|endoftext|>",
+        "\u2212",
+        "\\infty",
+        "nan",
+        "9",
+    ]
 )
 tag_soup = st.lists(st.one_of(fragments, st.text(max_size=8)), max_size=40).map("".join)
 
@@ -360,7 +395,10 @@ def test_property_any_text_gives_finite_score_or_none(text, reference):
 
 @pytest.mark.slow
 @settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=st.one_of(st.text(max_size=2000), tag_soup), reference=st.one_of(text_or_none, tag_soup, st.integers().map(str)))
+@given(
+    text=st.one_of(st.text(max_size=2000), tag_soup),
+    reference=st.one_of(text_or_none, tag_soup, st.integers().map(str)),
+)
 def test_property_long_run(text, reference):
     """The same property over thousands of examples (run in CI; `-m "not slow"` skips it locally)."""
     _check_all(text, reference)
