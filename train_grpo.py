@@ -24,6 +24,7 @@ groups of generations, and the comparison is a held-out evaluation rather than o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -305,6 +306,15 @@ def choose_backend(settings: dict) -> str:
 # ============================================================================= run folder
 def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def main_process_first():
+    """Under `accelerate launch`, the main process goes first: it writes what the others then read."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        return PartialState().main_process_first()
+    return contextlib.nullcontext()
 
 
 def prepare_run_dir(settings: dict) -> tuple[Path, str | None]:
@@ -845,6 +855,7 @@ def prime_format(model, tokenizer, rows, settings: dict, run_dir: Path, backend:
         seed=settings["seed"],
         max_length=settings["max_seq_length"],
         disable_tqdm=not sys.stderr.isatty(),
+        ddp_find_unused_parameters=False,  # LoRA uses every adapter weight
         **precision(backend),
     )
     trainer = SFTTrainer(
@@ -904,6 +915,7 @@ def grpo_config(settings: dict, run_dir: Path, backend: str, max_completion_leng
         report_to=settings["report_to"],
         seed=settings["seed"],
         disable_tqdm=not sys.stderr.isatty(),
+        ddp_find_unused_parameters=False,  # LoRA uses every adapter weight
         **precision(backend),
         **extra,
     )
@@ -976,8 +988,6 @@ def generate(
     """Greedy completions for each prompt: [{text, length, truncated}], with the adapter on or off."""
     if uses_fast_generate(model):
         return _generate_vllm(model, tokenizer, prompts, settings, adapter_path if adapter_on else None)
-    import contextlib
-
     import torch
     from tqdm.auto import tqdm
 
@@ -1271,11 +1281,14 @@ def run(settings: dict) -> Path:
         f"backend: {backend}{' (vLLM generation)' if backend == 'unsloth' and settings['fast_inference'] and vllm_available() else ''}"
     )
     print(f"run folder: {run_dir}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        print(f"data-parallel over {os.environ['WORLD_SIZE']} processes; only the main one writes outputs")
 
     # 2. data, checked before the model is loaded
-    table = load_table(settings["dataset"], settings["dataset_config"], settings["dataset_split"])
+    with main_process_first():  # one process downloads and caches, the others read the cache
+        table = load_table(settings["dataset"], settings["dataset_config"], settings["dataset_split"])
+        tokenizer = load_tokenizer(settings, run_dir)
     problems = build_prompts(table, settings["problem_column"], settings["answer_column"])
-    tokenizer = load_tokenizer(settings, run_dir)
     problems, max_prompt_length = drop_long_prompts(
         problems, tokenizer, settings["prompt_length_quantile"], settings["max_prompt_length"]
     )
@@ -1315,7 +1328,8 @@ def run(settings: dict) -> Path:
         history = [h for h in json.loads((run_dir / "log_history.json").read_text()) if h.get("stage") == "priming"]
     try:
         with StopOnSignal() as stop:
-            model, tokenizer = load_model(settings, backend, tokenizer, run_dir)
+            with main_process_first():
+                model, tokenizer = load_model(settings, backend, tokenizer, run_dir)
             if priming_rows is not None:
                 priming_log = prime_format(model, tokenizer, priming_rows, settings, run_dir, backend, stop)
                 history += [dict(h, stage="priming") for h in priming_log]

@@ -399,3 +399,32 @@ def test_interrupted_run_resumes_to_the_same_end(tmp_path):
     assert steps == list(range(1, tg.SMOKE_DEFAULTS["max_steps"] + 1))  # one continuous history
     assert read_json(tmp_path / "smoke" / "status.json")["status"] == "finished"
     assert any(h.get("stage") == "priming" for h in read_json(tmp_path / "smoke" / "log_history.json"))
+
+
+# ----------------------------------------------------------------------------- several processes
+def test_two_processes_write_one_set_of_outputs(tmp_path):
+    """Data-parallel on CPU (gloo). torchrun is the launcher accelerate itself uses for several GPUs;
+    `accelerate launch --cpu` starts a single process unless MPI is installed."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        str(ROOT / "train_grpo.py"),
+        "--smoke",
+        "--output-dir",
+        str(tmp_path),
+        "--max-steps",
+        "4",
+        "--priming-epochs",
+        "1",
+    ]
+    env = dict(__import__("os").environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "data-parallel over 2 processes" in result.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["smoke"]  # one run folder, written once
+    assert result.stdout.count("| exact format rate |") == 1  # the comparison ran once
+    assert [h["step"] for h in grpo_logs(tmp_path / "smoke")] == [1, 2, 3, 4]
+    assert read_json(tmp_path / "smoke" / "status.json")["status"] == "finished"
