@@ -643,6 +643,8 @@ def load_model(settings: dict, backend: str, tokenizer, run_dir: Path, adapter: 
             "dtype": torch.bfloat16 if torch.cuda.is_available() else torch.float32,
             "trust_remote_code": settings["trust_remote_code"],
         }
+        if torch.cuda.is_available():
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}  # this process's GPU
         if settings["load_in_4bit"]:
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
@@ -654,6 +656,10 @@ def load_model(settings: dict, backend: str, tokenizer, run_dir: Path, adapter: 
                 f"could not load model {settings['model_name']!r}: {str(e)[:300]}\n"
                 "Without hub access, download it elsewhere and pass --model-name LOCAL_DIR."
             ) from None
+        if settings["load_in_4bit"] and not adapter:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
     if adapter:
         return PeftModel.from_pretrained(model, adapter, is_trainable=False), tokenizer
     lora = LoraConfig(

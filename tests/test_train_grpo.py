@@ -428,3 +428,10 @@ def test_two_processes_write_one_set_of_outputs(tmp_path):
     assert result.stdout.count("| exact format rate |") == 1  # the comparison ran once
     assert [h["step"] for h in grpo_logs(tmp_path / "smoke")] == [1, 2, 3, 4]
     assert read_json(tmp_path / "smoke" / "status.json")["status"] == "finished"
+
+
+def test_shipped_accelerate_config_is_valid():
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    config = ClusterConfig.from_yaml_file(str(ROOT / "configs" / "deepspeed_zero2.yaml"))
+    assert config.distributed_type == "DEEPSPEED" and config.deepspeed_config["zero_stage"] == 2

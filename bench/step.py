@@ -1,0 +1,303 @@
+"""What a GRPO step costs: time in generation and in training, completion tokens per second and peak
+memory, for the plain transformers + PEFT path and the Unsloth path of train_grpo.py, side by side.
+
+    python bench/step.py                     # CUDA GPU: Qwen3-4B's exact shape, random weights, both paths
+    python bench/step.py --load-in-4bit      # the same with 4-bit base weights
+    python bench/step.py --tiny --steps 2    # a tiny shape, plain path: runs anywhere (the default on CPU)
+
+No download: the model is built from Qwen3-4B's configuration with random weights, and the tokenizer
+is a word-level one with the same vocabulary size, so generation covers the whole vocabulary. Random
+weights rarely emit end-of-sequence, so completions run to the length limit: the worst case for time.
+Each path runs in its own process (Unsloth patches transformers and TRL when imported) through the
+same functions train_grpo.py uses, with the recipe's settings unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Qwen3-4B's shape (config.json of Qwen/Qwen3-4B-Base)
+QWEN3_4B = dict(
+    hidden_size=2560,
+    num_hidden_layers=36,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+    intermediate_size=9728,
+    vocab_size=151936,
+    tie_word_embeddings=True,
+    rms_norm_eps=1e-6,
+    rope_theta=1_000_000.0,
+    max_position_embeddings=32768,
+)
+TINY = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    intermediate_size=128,
+    vocab_size=2048,
+    tie_word_embeddings=True,
+    max_position_embeddings=4096,
+)
+
+
+def build_tokenizer(vocab_size: int):
+    """A word-level tokenizer with exactly `vocab_size` ids: the four tags, eos, and filler words."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    import rewards
+    import train_grpo
+
+    eos = "<|endoftext|>"
+    words = [eos, *rewards.TAGS]
+    words += [f"w{i}" for i in range(vocab_size - len(words))]
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="w0"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    core.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token=eos, pad_token=eos)
+    tokenizer.chat_template = train_grpo.chat_template()
+    return tokenizer
+
+
+def save_random_model(folder: Path, shape: dict, seed: int) -> None:
+    """Write a random-weight Qwen3 of `shape` and its tokenizer to `folder` (bf16 on a GPU)."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer = build_tokenizer(shape["vocab_size"])
+    config = Qwen3Config(**shape, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = Qwen3ForCausalLM(config).to(dtype)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    del model
+
+
+def worker(args) -> dict:
+    """Run `args.steps` GRPO steps on one path and return the measurements."""
+    import torch
+
+    import train_grpo as tg
+
+    backend = args.worker
+    if backend == "unsloth":
+        import unsloth  # noqa: F401 - before trl and transformers, as train_grpo.run does
+
+    settings = dict(tg.DEFAULTS)
+    settings.update(
+        model_name=args.model_dir,
+        backend=backend,
+        load_in_4bit=args.load_in_4bit,
+        fast_inference=not args.no_vllm,
+        max_steps=args.steps,
+        save_steps=10**6,
+        optimizer="adamw_8bit" if torch.cuda.is_available() else "adamw_torch",
+        report_to="none",
+        run_name=f"bench-{backend}",
+    )
+    if args.tiny:
+        settings.update(lora_rank=8, lora_alpha=16, max_seq_length=256)
+    tg.use_plain_logprobs_without_gpu()
+    from transformers import AutoTokenizer, TrainerCallback
+    from trl import GRPOTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    tokenizer.chat_template = tg.chat_template()
+    problems = tg.build_prompts(tg.load_table(str(ROOT / "data" / "math_sample.jsonl")), "prompt", "solution")
+    problems, max_prompt_length = tg.drop_long_prompts(problems, tokenizer, settings["prompt_length_quantile"])
+    max_completion_length = args.max_completion_length or settings["max_seq_length"] - max_prompt_length
+
+    run_dir = Path(args.out) / backend
+    start = time.perf_counter()
+    model, tokenizer = tg.load_model(settings, backend, tokenizer, run_dir)
+    load_seconds = time.perf_counter() - start
+
+    steps: list[dict] = []
+    cuda = torch.cuda.is_available()
+
+    class Measure(TrainerCallback):
+        def on_step_begin(self, a, state, control, **kw):
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            steps.append({"start": time.perf_counter(), "generation_s": 0.0})
+
+        def on_step_end(self, a, state, control, **kw):
+            if cuda:
+                torch.cuda.synchronize()
+            steps[-1]["step_s"] = time.perf_counter() - steps[-1]["start"]
+            steps[-1]["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+
+        def on_log(self, a, state, control, logs=None, **kw):
+            if logs and "completions/mean_length" in logs and steps:
+                completions = settings["per_device_batch"] * settings["gradient_accumulation"]
+                steps[-1]["completion_tokens"] = logs["completions/mean_length"] * completions
+
+    config = tg.grpo_config(settings, run_dir, backend, max_completion_length)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=tg.REWARD_FUNCS,
+        args=config,
+        train_dataset=problems,
+        processing_class=tokenizer,
+        callbacks=[Measure()],
+    )
+    # Generation is timed by wrapping the trainer's own generate step.
+    name = "_generate" if hasattr(trainer, "_generate") else "_generate_and_score_completions"
+    original = getattr(trainer, name)
+
+    def timed(*a, **kw):
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        result = original(*a, **kw)
+        if cuda:
+            torch.cuda.synchronize()
+        if steps:
+            steps[-1]["generation_s"] += time.perf_counter() - t0
+        return result
+
+    setattr(trainer, name, timed)
+    trainer.train()
+    for s in steps:
+        s.pop("start")
+        s["training_s"] = s["step_s"] - s["generation_s"]
+        s["tokens_per_s"] = s.get("completion_tokens", 0) / s["generation_s"] if s["generation_s"] else None
+    return {
+        "backend": backend,
+        "vllm": backend == "unsloth" and tg.uses_fast_generate(model),
+        "load_in_4bit": args.load_in_4bit,
+        "load_s": load_seconds,
+        "max_completion_length": max_completion_length,
+        "steps": steps,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def summarise(result: dict) -> dict:
+    """Median over the steps after the first (which pays for warm-up and compilation)."""
+    steps = result["steps"][1:] or result["steps"]
+
+    def median(key):
+        values = [s[key] for s in steps if s.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    return {key: median(key) for key in ("step_s", "generation_s", "training_s", "tokens_per_s", "peak_gib")}
+
+
+def fmt(value, spec=".2f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=3, help="GRPO steps per path (the first is not counted)")
+    parser.add_argument("--tiny", action="store_true", help="a tiny model shape (default without a GPU)")
+    parser.add_argument("--load-in-4bit", action="store_true", help="4-bit base weights (GPU only)")
+    parser.add_argument("--no-vllm", action="store_true", help="Unsloth path without vLLM generation")
+    parser.add_argument("--paths", default="auto", help="plain, unsloth or both (auto: both on a GPU)")
+    parser.add_argument("--max-completion-length", type=int, default=0, help="0: the recipe's (seq - prompt)")
+    parser.add_argument("--seed", type=int, default=3407)
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        print("RESULT " + json.dumps(worker(args)), flush=True)
+        return 0
+
+    import torch
+
+    cuda = torch.cuda.is_available()
+    tiny = args.tiny or not cuda
+    paths = {
+        "auto": ["transformers", "unsloth"] if cuda else ["transformers"],
+        "plain": ["transformers"],
+        "unsloth": ["unsloth"],
+        "both": ["transformers", "unsloth"],
+    }[args.paths]
+    if not args.max_completion_length and tiny:
+        args.max_completion_length = 32
+    shape = TINY if tiny else QWEN3_4B
+    print(
+        f"model: {'tiny' if tiny else 'Qwen3-4B'} shape, random weights; {'CUDA: ' + torch.cuda.get_device_name() if cuda else 'CPU'}"
+    )
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / "model"
+        save_random_model(model_dir, shape, args.seed)
+        for path in paths:
+            command = [
+                sys.executable,
+                __file__,
+                "--worker",
+                path,
+                "--model-dir",
+                str(model_dir),
+                "--out",
+                tmp,
+                "--steps",
+                str(args.steps),
+                "--max-completion-length",
+                str(args.max_completion_length),
+            ]
+            command += ["--tiny"] * tiny + ["--load-in-4bit"] * args.load_in_4bit + ["--no-vllm"] * args.no_vllm
+            env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+            proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+            lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+            if proc.returncode != 0 or not lines:
+                print(f"{path} path failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+                results.append({"backend": path, "error": proc.stderr[-4000:]})
+                continue
+            results.append(json.loads(lines[-1][len("RESULT ") :]))
+
+    print(f"\n{'path':24} {'step s':>8} {'gen s':>8} {'train s':>8} {'tok/s':>8} {'peak GiB':>9}")
+    summaries = {}
+    for r in results:
+        if "error" in r:
+            print(f"{r['backend']:24} failed")
+            continue
+        s = summaries[r["backend"]] = summarise(r)
+        label = r["backend"] + (" + vLLM" if r["vllm"] else "") + (" 4-bit" if r["load_in_4bit"] else "")
+        print(
+            f"{label:24} {fmt(s['step_s']):>8} {fmt(s['generation_s']):>8} {fmt(s['training_s']):>8} "
+            f"{fmt(s['tokens_per_s'], '.0f'):>8} {fmt(s['peak_gib']):>9}"
+        )
+    for r in results:
+        if "error" not in r:
+            per_step = ", ".join(f"{s['step_s']:.2f}" for s in r["steps"])
+            print(
+                f"  {r['backend']}: per-step seconds {per_step}; completions up to {r['max_completion_length']} "
+                f"tokens; load {r['load_s']:.1f} s; peak process memory {r['peak_rss_gib']:.1f} GiB"
+            )
+    if {"transformers", "unsloth"} <= summaries.keys():
+        plain, fast = summaries["transformers"], summaries["unsloth"]
+        if plain["peak_gib"] and fast["peak_gib"]:
+            print(f"Unsloth peak memory / plain: {fast['peak_gib'] / plain['peak_gib']:.2f} (target <= 0.5)")
+        print(f"Unsloth step time / plain:   {fast['step_s'] / plain['step_s']:.2f} (target <= 1.0)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"shape": shape, "results": results}, indent=2))
+    return 0 if results and all("error" not in r for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
