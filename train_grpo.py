@@ -1228,9 +1228,10 @@ def plot_training_curves(history: list[dict], path: Path) -> None:
         ("total reward", ["reward"]),
         ("rewards", [f"rewards/{f.__name__}/mean" for f in REWARD_FUNCS]),
         ("completion length (tokens)", ["completions/mean_length"]),
-        ("KL and entropy", ["kl", "entropy"]),
+        ("", ["kl", "entropy"]),  # titled by what was logged: KL only when BETA > 0
     ]
     panels = [(title, [k for k in keys if any(k in r for r in rows)]) for title, keys in panels]
+    panels = [(title or " and ".join(keys), keys) for title, keys in panels]
     panels = [(title, keys) for title, keys in panels if keys] or [("no GRPO steps logged", [])]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
     for ax, (title, keys) in zip(axes[0], panels, strict=True):

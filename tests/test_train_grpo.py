@@ -435,3 +435,12 @@ def test_shipped_accelerate_config_is_valid():
 
     config = ClusterConfig.from_yaml_file(str(ROOT / "configs" / "deepspeed_zero2.yaml"))
     assert config.distributed_type == "DEEPSPEED" and config.deepspeed_config["zero_stage"] == 2
+
+
+def test_readme_documents_every_setting_and_the_test_command():
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in tg.DEFAULTS if f"`--{name.replace('_', '-')}`" not in readme]
+    assert not missing, f"settings missing from the README's table: {missing}"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install -r requirements-test.txt" in readme and "pip install -r requirements-test.txt" in ci
+    assert "&& pytest" in readme and "pytest" in ci
