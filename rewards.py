@@ -396,20 +396,23 @@ def check_answer(completions, answer=None, **kwargs) -> list[float | None]:
     >>> check_answer(["<SOLUTION>36</SOLUTION>", "<SOLUTION>0.0</SOLUTION>", "no block"], answer=["34", "0", "1"])
     [2.0, 5.0, -2.0]
     """
+    return _score_each(completions, answer, _answer_score)
+
+
+def _score_each(completions, answer, judge) -> list[float | None]:
+    """judge(text, reference) for each completion; None where the reference is missing."""
     texts = _texts(completions)
-    scores: list[float | None] = []
-    for text, gold in zip(texts, _references(answer, len(texts)), strict=True):
-        if gold is None:
-            scores.append(None)
-            continue
-        pred = extract_answer(text)
-        if pred is None:
-            scores.append(ANSWER_MISSING)
-        elif answers_equal(pred, gold):
-            scores.append(ANSWER_CORRECT)
-        else:
-            scores.append(_near_miss_score(parse_number(pred), parse_number(gold)))
-    return scores
+    references = _references(answer, len(texts))
+    return [None if gold is None else judge(text, gold) for text, gold in zip(texts, references, strict=True)]
+
+
+def _answer_score(text: str, gold: str) -> float:
+    pred = extract_answer(text)
+    if pred is None:
+        return ANSWER_MISSING
+    if answers_equal(pred, gold):
+        return ANSWER_CORRECT
+    return _near_miss_score(parse_number(pred), parse_number(gold))
 
 
 def _near_miss_score(pred: Fraction | None, gold: Fraction | None) -> float:
@@ -436,29 +439,25 @@ def check_numbers(completions, answer=None, **kwargs) -> list[float | None]:
     >>> check_numbers(["<SOLUTION>1,000</SOLUTION>", "<SOLUTION>33, 34</SOLUTION>", "<SOLUTION>x</SOLUTION>"], answer=["1000"] * 3)
     [3.5, -1.5, -2.5]
     """
-    texts = _texts(completions)
-    scores: list[float | None] = []
-    for text, gold in zip(texts, _references(answer, len(texts)), strict=True):
-        if gold is None:
-            scores.append(None)
-            continue
-        gold_value = parse_number(gold)
-        if gold_value is None:
-            scores.append(NUMBER_UNJUDGEABLE)
-            continue
-        pred = extract_answer(text)
-        value = parse_number(pred) if pred is not None else None
-        if value is None and pred is not None and len(pred) <= MAX_ANSWER_CHARS:
-            tokens = _NUMBER_TOKEN.findall(_clean(pred))
-            if len(tokens) > 1:
-                scores.append(NUMBER_UNEQUAL)
-                continue
-            value = parse_number(tokens[0]) if tokens else None
-        if value is None:
-            scores.append(NUMBER_MISSING)
-        else:
-            scores.append(NUMBER_EQUAL if value == gold_value else NUMBER_UNEQUAL)
-    return scores
+    return _score_each(completions, answer, _number_score)
+
+
+def _number_score(text: str, gold: str) -> float:
+    gold_value = parse_number(gold)
+    if gold_value is None:
+        return NUMBER_UNJUDGEABLE
+    pred = extract_answer(text)
+    if pred is None or len(pred) > MAX_ANSWER_CHARS:
+        return NUMBER_MISSING
+    value = parse_number(pred)
+    if value is None:
+        tokens = _NUMBER_TOKEN.findall(_clean(pred))
+        if len(tokens) > 1:
+            return NUMBER_UNEQUAL  # several numbers: a hedge, not an answer
+        value = parse_number(tokens[0]) if tokens else None
+    if value is None:
+        return NUMBER_MISSING
+    return NUMBER_EQUAL if value == gold_value else NUMBER_UNEQUAL
 
 
 REWARD_FUNCS = [match_format_exactly, match_format_approximately, check_answer, check_numbers]

@@ -1,7 +1,7 @@
 """Turn a base language model into a math reasoner with GRPO and verifiable rewards, on one GPU.
 
     python train_grpo.py                       # the full recipe on a CUDA GPU (Qwen3-4B-Base, DAPO math)
-    python train_grpo.py --smoke               # every step offline on CPU in about a minute (tiny model)
+    python train_grpo.py --smoke               # every step offline on CPU in under a minute (tiny model)
     python train_grpo.py --max-steps 300 --run-name longer     # any setting below, as --lower-case-name
     python train_grpo.py --eval-only --adapter outputs/RUN/adapter   # only the base vs trained comparison
 
@@ -135,15 +135,23 @@ SMOKE_DEFAULTS = {
     "max_steps": 24,
     "num_generations": 8,
     "per_device_batch": 16,
-    "max_prompt_length": 0,
     "save_steps": 8,
     "eval_size": 16,
     "eval_max_new_tokens": 48,
-    "output_dir": "outputs",
     "run_name": "smoke",
 }
 SMOKE_MAX_COMPLETION_LENGTH = 40  # tokens; keeps a smoke step well under a second
 SMOKE_TOKENIZER_VOCAB = 512  # byte-level BPE trained on the bundled texts, plus the four tags
+TINY_QWEN3 = dict(  # the smoke model's shape: about half a million parameters
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=32,
+    max_position_embeddings=512,
+    tie_word_embeddings=True,
+)
 
 
 class SetupError(Exception):
@@ -161,8 +169,6 @@ def parse_settings(argv: list[str]) -> dict:
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg in ("-h", "--help"):
-            raise SetupError(settings_help())
         if not arg.startswith("--") or len(arg) < 3:
             raise SetupError(f"unexpected argument {arg!r}: settings are given as --name VALUE (see --help)")
         name, _, value = arg[2:].partition("=")
@@ -562,15 +568,8 @@ def build_tiny_model(tokenizer, seed: int):
 
     torch.manual_seed(seed)
     config = Qwen3Config(
+        **TINY_QWEN3,
         vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=32,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         initializer_range=0.2,  # 10x the usual: with tiny weights every token is equally likely and LoRA barely moves it
@@ -768,7 +767,7 @@ def use_plain_logprobs_without_gpu() -> None:
         trl.trainer.utils._ChunkedLogProbFunction = PlainLogProbs
 
 
-def precision(backend: str) -> dict:
+def precision() -> dict:
     """Trainer precision and device flags for this machine."""
     import torch
 
@@ -862,7 +861,7 @@ def prime_format(model, tokenizer, rows, settings: dict, run_dir: Path, backend:
         max_length=settings["max_seq_length"],
         disable_tqdm=not sys.stderr.isatty(),
         ddp_find_unused_parameters=False,  # LoRA uses every adapter weight
-        **precision(backend),
+        **precision(),
     )
     trainer = SFTTrainer(
         model=model, args=config, train_dataset=rows, processing_class=tokenizer, callbacks=[make_callbacks(stop)]
@@ -922,7 +921,7 @@ def grpo_config(settings: dict, run_dir: Path, backend: str, max_completion_leng
         seed=settings["seed"],
         disable_tqdm=not sys.stderr.isatty(),
         ddp_find_unused_parameters=False,  # LoRA uses every adapter weight
-        **precision(backend),
+        **precision(),
         **extra,
     )
 
@@ -1419,8 +1418,12 @@ def run_eval_only(settings: dict) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        print(settings_help())
+        return 0
     try:
-        settings = parse_settings(sys.argv[1:] if argv is None else argv)
+        settings = parse_settings(argv)
         run(settings)
     except SetupError as e:
         print(f"error: {e}", file=sys.stderr)

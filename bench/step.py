@@ -42,17 +42,7 @@ QWEN3_4B = dict(
     rope_theta=1_000_000.0,
     max_position_embeddings=32768,
 )
-TINY = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    head_dim=16,
-    intermediate_size=128,
-    vocab_size=2048,
-    tie_word_embeddings=True,
-    max_position_embeddings=4096,
-)
+TINY = dict(vocab_size=2048, max_position_embeddings=4096)  # with train_grpo.TINY_QWEN3's other sizes
 
 
 def build_tokenizer(vocab_size: int):
@@ -227,6 +217,8 @@ def main() -> int:
 
     import torch
 
+    import train_grpo
+
     cuda = torch.cuda.is_available()
     tiny = args.tiny or not cuda
     paths = {
@@ -237,7 +229,7 @@ def main() -> int:
     }[args.paths]
     if not args.max_completion_length and tiny:
         args.max_completion_length = 32
-    shape = TINY if tiny else QWEN3_4B
+    shape = dict(train_grpo.TINY_QWEN3, **TINY) if tiny else QWEN3_4B
     print(
         f"model: {'tiny' if tiny else 'Qwen3-4B'} shape, random weights; {'CUDA: ' + torch.cuda.get_device_name() if cuda else 'CPU'}"
     )

@@ -444,3 +444,9 @@ def test_readme_documents_every_setting_and_the_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install -r requirements-test.txt" in readme and "pip install -r requirements-test.txt" in ci
     assert "&& pytest" in readme and "pytest" in ci
+
+
+def test_help_lists_settings_and_exits_cleanly(capsys):
+    assert tg.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--max-steps" in out and "python train_grpo.py --smoke" in out
