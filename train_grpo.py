@@ -829,8 +829,8 @@ def make_callbacks(stop: StopOnSignal):
             return control
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(loss):
+            values = [(logs or {}).get(key) for key in ("loss", "grad_norm")]
+            if any(v is not None and not math.isfinite(v) for v in values):
                 self.bad_loss_step = state.global_step
                 control.should_save = False  # keep the last good checkpoint as the newest
                 control.should_training_stop = True
@@ -957,14 +957,19 @@ def train_grpo(
         f"GRPO: {settings['max_steps']} steps, {settings['num_generations']} completions per prompt, "
         f"{settings['per_device_batch'] // settings['num_generations']} prompt(s) per device and step"
     )
-    trainer.train(resume_from_checkpoint=resume)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except RuntimeError as e:  # sampling from NaN or infinite probabilities: the weights diverged
+        if "inf" not in str(e) or "nan" not in str(e):
+            raise
+        guard.bad_loss_step = trainer.state.global_step + 1
     history = trainer.state.log_history
     if guard.bad_loss_step is not None:
-        last = _latest_checkpoint(run_dir)
         raise SetupError(
-            f"the training loss became NaN or infinite at step {guard.bad_loss_step}; training stopped and that "
-            f"step was not saved. Last good checkpoint: {last or 'none'}. Lower --learning-rate, or check the "
-            "rewards for extreme values, then rerun the same command to resume from it."
+            f"training diverged at step {guard.bad_loss_step}: the loss, the gradients or the model's "
+            "probabilities became NaN or infinite. Training stopped and that step was not saved. Newest "
+            f"checkpoint, from before it: {_latest_checkpoint(run_dir) or 'none'}. Lower --learning-rate and rerun "
+            "the same command to resume from it, or delete the checkpoints to start over."
         )
     if stop.received:
         return history, "interrupted"

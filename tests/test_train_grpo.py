@@ -212,6 +212,30 @@ def test_guard_stops_without_saving_on_nan_loss():
     assert not control.should_training_stop
 
 
+def test_diverging_run_stops_and_keeps_its_last_good_checkpoint(tmp_path):
+    args = ["--smoke", "--output-dir", tmp_path, "--learning-rate", "1e20", "--save-steps", "2", "--priming", "false"]
+    result = run_script(*args)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "training diverged at step" in result.stderr and "Lower --learning-rate" in result.stderr
+    checkpoints = sorted((tmp_path / "smoke" / "checkpoints").glob("checkpoint-*"))
+    assert f"Newest checkpoint, from before it: {checkpoints[-1]}" in result.stderr
+    assert read_json(tmp_path / "smoke" / "status.json")["status"] == "training"  # never marked finished
+    assert not (tmp_path / "smoke" / "comparison.json").exists()
+
+
+def test_out_of_memory_ends_with_advice(tmp_path, monkeypatch):
+    import torch
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(tg, "load_model", out_of_memory)
+    with pytest.raises(tg.SetupError) as error:
+        tg.run(smoke_settings(tmp_path))
+    assert "CUDA ran out of memory" in str(error.value) and "--num-generations" in str(error.value)
+    assert "--load-in-4bit true" in str(error.value)
+
+
 def test_finished_run_gets_a_new_name_when_asked(tmp_path, capsys):
     settings = smoke_settings(tmp_path, "--if-finished", "new")
     finished = tmp_path / "out" / "smoke"
