@@ -309,6 +309,28 @@ def choose_backend(settings: dict) -> str:
     return wanted
 
 
+def check_libraries() -> None:
+    """Import the training libraries once, so a broken install ends in advice rather than a traceback."""
+    import traceback
+
+    try:
+        import peft  # noqa: F401
+        import transformers  # noqa: F401
+        import trl  # noqa: F401
+    except Exception as e:  # noqa: BLE001 - any import failure: say what to reinstall
+        details = "".join(traceback.format_exception(e))
+        if "torchvision" in details:
+            raise SetupError(
+                "transformers cannot be imported because torchvision does not match this torch. requirements.txt "
+                "installs Unsloth's CUDA build of torchvision, which fails on a machine without a GPU. Here, run "
+                "`pip uninstall -y torchvision`, or set up a fresh environment with requirements-test.txt."
+            ) from None
+        raise SetupError(
+            f"the training libraries do not import ({type(e).__name__}: {e}). Reinstall them: "
+            "pip install -r requirements.txt on a GPU machine, pip install -r requirements-test.txt elsewhere."
+        ) from None
+
+
 # ============================================================================= run folder
 def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
@@ -1287,6 +1309,7 @@ def run(settings: dict) -> Path:
     backend = choose_backend(settings)
     if backend == "unsloth":
         import unsloth  # noqa: F401 - must come before trl and transformers so it can patch them
+    check_libraries()
     run_dir, resume = prepare_run_dir(settings)
     print(
         f"backend: {backend}{' (vLLM generation)' if backend == 'unsloth' and settings['fast_inference'] and vllm_available() else ''}"
@@ -1399,6 +1422,7 @@ def run_eval_only(settings: dict) -> Path:
     backend = choose_backend(settings)
     if backend == "unsloth":
         import unsloth  # noqa: F401 - before trl and transformers
+    check_libraries()
 
     output = Path(settings["output_dir"])
     run_dir = output / f"{source_dir.name}-eval"

@@ -236,6 +236,14 @@ def test_out_of_memory_ends_with_advice(tmp_path, monkeypatch):
     assert "--load-in-4bit true" in str(error.value)
 
 
+def test_broken_install_ends_in_advice(monkeypatch):
+    monkeypatch.setitem(sys.modules, "trl", None)  # makes `import trl` fail, as a broken install would
+    with pytest.raises(tg.SetupError) as error:
+        tg.check_libraries()
+    assert "the training libraries do not import" in str(error.value)
+    assert "requirements-test.txt" in str(error.value)
+
+
 def test_finished_run_gets_a_new_name_when_asked(tmp_path, capsys):
     settings = smoke_settings(tmp_path, "--if-finished", "new")
     finished = tmp_path / "out" / "smoke"
