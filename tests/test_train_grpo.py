@@ -145,6 +145,15 @@ def test_heldout_is_disjoint_and_seeded():
         tg.split_heldout(rows, len(rows), seed=1)
 
 
+def test_evaluation_can_use_another_dataset(tmp_path):
+    rows = [{"problem": f"What is {i} + {i}?", "answer": f"${2 * i}$", "level": 1} for i in range(5)]
+    write_rows(tmp_path / "bench.jsonl", rows)
+    settings = dict(tg.DEFAULTS, eval_dataset=str(tmp_path / "bench.jsonl"), eval_size=3)
+    problems = tg.load_eval_problems(settings, heldout=None)
+    assert problems["answer"] == ["$0$", "$2$", "$4$"] and problems["problem_id"] == [0, 1, 2]
+    assert problems[0]["prompt"][0]["content"] == SYSTEM_PROMPT
+
+
 def test_long_prompts_are_dropped(tiny_tokenizer):
     rows = tg.build_prompts(tg.load_table(str(SAMPLE)), "prompt", "solution")
     kept, limit = tg.drop_long_prompts(rows, tiny_tokenizer, quantile=0.5)
