@@ -414,8 +414,16 @@ def load_table(source: str, config: str = "", split: str = "train"):
         if not path.exists():
             raise SetupError(f"dataset file {path} does not exist. Check the path, or give a hub name instead.")
         if path.is_dir():
-            loaded = datasets.load_from_disk(str(path))
-            return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+            if any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")):
+                loaded = datasets.load_from_disk(str(path))  # written by save_to_disk
+                return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+            try:  # a copy of the hub repository (hf download NAME --repo-type dataset --local-dir DIR)
+                return datasets.load_dataset(str(path), config or None, split=split)
+            except Exception as e:  # noqa: BLE001 - wrong config or split names, no data files
+                raise SetupError(
+                    f"could not read the dataset folder {path} (config {config or 'default'}, "
+                    f"split {split}): {type(e).__name__}: {str(e)[:300]}"
+                ) from None
         kind = LOCAL_FORMATS.get(path.suffix.lower())
         if kind is None:
             raise SetupError(f"{path}: unsupported file type; use one of {', '.join(LOCAL_FORMATS)}")
@@ -429,7 +437,8 @@ def load_table(source: str, config: str = "", split: str = "train"):
         raise SetupError(
             f"could not load dataset {source!r} (config {config or 'default'}, split {split}) from the Hugging "
             f"Face Hub: {type(e).__name__}: {str(e)[:300]}\nIf this machine cannot reach the hub, download the "
-            "data elsewhere and give its local path instead: a .jsonl/.parquet/.csv file or a save_to_disk folder."
+            "data elsewhere and give its local path instead: a .jsonl/.parquet/.csv file, a save_to_disk folder, "
+            "or a folder from `hf download NAME --repo-type dataset --local-dir DIR`."
         ) from None
 
 
@@ -628,7 +637,7 @@ def load_tokenizer(settings: dict, run_dir: Path | None = None):
         raise SetupError(
             f"could not load the tokenizer of {settings['model_name']!r}: {type(e).__name__}: {str(e)[:300]}\n"
             "If this machine cannot reach the Hugging Face Hub, download the model elsewhere "
-            "(huggingface-cli download NAME --local-dir DIR) and pass --model-name DIR."
+            "(hf download NAME --local-dir DIR) and pass --model-name DIR."
         ) from None
     tokenizer.chat_template = chat_template()
     if tokenizer.pad_token is None:

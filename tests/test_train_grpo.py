@@ -135,6 +135,19 @@ def test_local_file_with_other_columns(tmp_path, suffix, capsys):
     assert "no column 'prompt' or 'solution'" in str(error.value) and "'question', 'final'" in str(error.value)
 
 
+def test_local_folders_load(tmp_path):
+    import datasets
+
+    table = datasets.Dataset.from_dict({"prompt": ["1+1?", "2+2?"], "solution": ["2", "4"]})
+    table.save_to_disk(str(tmp_path / "saved"))  # save_to_disk format
+    (tmp_path / "repo" / "data").mkdir(parents=True)
+    table.to_parquet(str(tmp_path / "repo" / "data" / "train-00000-of-00001.parquet"))  # a hub repo copy
+    for folder in ("saved", "repo"):
+        assert tg.load_table(str(tmp_path / folder), "", "train")["solution"] == ["2", "4"]
+    with pytest.raises(tg.SetupError, match="could not read the dataset folder"):
+        tg.load_table(str(tmp_path / "repo"), "", "test")
+
+
 def test_heldout_is_disjoint_and_seeded():
     rows = tg.build_prompts(tg.load_table(str(SAMPLE)), "prompt", "solution")
     train, heldout = tg.split_heldout(rows, 16, seed=3407)
