@@ -289,7 +289,9 @@ def check_settings(s: dict) -> None:
 
 
 def choose_backend(settings: dict) -> str:
-    """unsloth on a CUDA GPU, transformers otherwise; a real run without a GPU stops here."""
+    """unsloth on a CUDA GPU, transformers otherwise; a real run without a GPU stops here.
+
+    Imports Unsloth when chosen (before anything imports trl) and checks the training libraries import."""
     import torch
 
     has_cuda = torch.cuda.is_available()
@@ -306,6 +308,9 @@ def choose_backend(settings: dict) -> str:
     if wanted == "unsloth" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         print("Unsloth trains on one GPU; with several processes the transformers + PEFT backend is used.")
         wanted = "transformers"
+    if wanted == "unsloth":
+        import unsloth  # noqa: F401 - must come before trl and transformers so it can patch them
+    check_libraries()
     return wanted
 
 
@@ -350,8 +355,6 @@ def prepare_run_dir(settings: dict) -> tuple[Path, str | None]:
 
     A finished run is never overwritten: refused, or a new name with --if-finished new.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     output = Path(settings["output_dir"])
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -375,8 +378,7 @@ def prepare_run_dir(settings: dict) -> tuple[Path, str | None]:
         print(f"{run_dir} holds a finished run; this one goes to {run_dir}-{n}")
         settings["run_name"] = f"{settings['run_name']}-{n}"
         run_dir = output / settings["run_name"]
-    checkpoints = run_dir / "checkpoints"
-    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    resume = _latest_checkpoint(run_dir)
     if is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir, resume
@@ -682,10 +684,7 @@ def load_model(settings: dict, backend: str, tokenizer, run_dir: Path, adapter: 
         try:
             model = AutoModelForCausalLM.from_pretrained(settings["model_name"], **kwargs)
         except OSError as e:
-            raise SetupError(
-                f"could not load model {settings['model_name']!r}: {str(e)[:300]}\n"
-                "Without hub access, download it elsewhere and pass --model-name LOCAL_DIR."
-            ) from None
+            raise model_load_error(settings, e) from None
         if settings["load_in_4bit"] and not adapter:
             from peft import prepare_model_for_kbit_training
 
@@ -706,6 +705,13 @@ def load_model(settings: dict, backend: str, tokenizer, run_dir: Path, adapter: 
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
     return model, tokenizer
+
+
+def model_load_error(settings: dict, error: Exception) -> SetupError:
+    return SetupError(
+        f"could not load model {settings['model_name']!r}: {str(error)[:300]}\n"
+        "Without hub access, download it elsewhere (hf download NAME --local-dir DIR) and pass --model-name DIR."
+    )
 
 
 def vllm_available() -> bool:
@@ -734,10 +740,7 @@ def _load_unsloth(settings: dict, tokenizer, adapter: str | None):
             trust_remote_code=settings["trust_remote_code"],
         )
     except OSError as e:
-        raise SetupError(
-            f"could not load model {settings['model_name']!r}: {str(e)[:300]}\n"
-            "Without hub access, download it elsewhere and pass --model-name LOCAL_DIR."
-        ) from None
+        raise model_load_error(settings, e) from None
     unsloth_tokenizer.chat_template = tokenizer.chat_template
     if unsloth_tokenizer.pad_token is None:
         unsloth_tokenizer.pad_token = unsloth_tokenizer.eos_token
@@ -1027,12 +1030,12 @@ def generate(
     model, tokenizer, prompts: list, settings: dict, adapter_on: bool, adapter_path: Path | None, label: str
 ) -> list[dict]:
     """Greedy completions for each prompt: [{text, length, truncated}], with the adapter on or off."""
+    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
     if uses_fast_generate(model):
-        return _generate_vllm(model, tokenizer, prompts, settings, adapter_path if adapter_on else None)
+        return _generate_vllm(model, tokenizer, texts, settings, adapter_path if adapter_on else None)
     import torch
     from tqdm.auto import tqdm
 
-    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
     tokenizer.padding_side = "left"
     device = next(model.parameters()).device
     context = contextlib.nullcontext() if adapter_on else model.disable_adapter()
@@ -1068,11 +1071,10 @@ def generate(
     return results
 
 
-def _generate_vllm(model, tokenizer, prompts, settings, adapter_path: Path | None) -> list[dict]:
+def _generate_vllm(model, tokenizer, texts: list[str], settings, adapter_path: Path | None) -> list[dict]:
     """Unsloth's vLLM engine; the adapter goes in as a LoRA request, the base model has none."""
     from vllm import SamplingParams
 
-    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
     params = SamplingParams(temperature=0.0, max_tokens=settings["eval_max_new_tokens"], stop=[tokenizer.eos_token])
     lora = model.load_lora(str(adapter_path)) if adapter_path else None
     outputs = model.fast_generate(texts, sampling_params=params, lora_request=lora)
@@ -1316,9 +1318,6 @@ def run(settings: dict) -> Path:
     if settings["eval_only"]:
         return run_eval_only(settings)
     backend = choose_backend(settings)
-    if backend == "unsloth":
-        import unsloth  # noqa: F401 - must come before trl and transformers so it can patch them
-    check_libraries()
     run_dir, resume = prepare_run_dir(settings)
     print(
         f"backend: {backend}{' (vLLM generation)' if backend == 'unsloth' and settings['fast_inference'] and vllm_available() else ''}"
@@ -1429,9 +1428,6 @@ def run_eval_only(settings: dict) -> Path:
     # The earlier run's model, data and comparison settings, with what this command line says on top.
     settings = dict(earlier, **{k: settings[k] for k in settings.get("explicit", [])})
     backend = choose_backend(settings)
-    if backend == "unsloth":
-        import unsloth  # noqa: F401 - before trl and transformers
-    check_libraries()
 
     output = Path(settings["output_dir"])
     run_dir = output / f"{source_dir.name}-eval"

@@ -105,11 +105,10 @@ def worker(args) -> dict:
     if args.tiny:
         settings.update(lora_rank=8, lora_alpha=16, max_seq_length=256)
     tg.use_plain_logprobs_without_gpu()
-    from transformers import AutoTokenizer, TrainerCallback
+    from transformers import TrainerCallback
     from trl import GRPOTrainer
 
-    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
-    tokenizer.chat_template = tg.chat_template()
+    tokenizer = tg.load_tokenizer(settings)
     problems = tg.build_prompts(tg.load_table(str(ROOT / "data" / "math_sample.jsonl")), "prompt", "solution")
     problems, max_prompt_length = tg.drop_long_prompts(problems, tokenizer, settings["prompt_length_quantile"])
     max_completion_length = args.max_completion_length or settings["max_seq_length"] - max_prompt_length

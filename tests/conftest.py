@@ -14,9 +14,14 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def offline_env(**extra) -> dict:
+    """The environment for a child process: offline, unbuffered output."""
+    return dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONUNBUFFERED="1", **extra)
+
+
 def run_script(*args, cwd=ROOT, timeout=600, **kwargs) -> subprocess.CompletedProcess:
     """python train_grpo.py ARGS, as a user runs it, offline; output captured."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env = offline_env()
     return subprocess.run(
         [sys.executable, str(ROOT / "train_grpo.py"), *map(str, args)],
         cwd=cwd,

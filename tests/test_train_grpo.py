@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, read_json, run_script
+from conftest import ROOT, offline_env, read_json, run_script
 
 import rewards
 import train_grpo as tg
@@ -429,8 +429,9 @@ def test_a_finished_run_is_never_overwritten(smoke_run):
 def test_interrupted_run_resumes_to_the_same_end(tmp_path):
     args = ["--smoke", "--output-dir", tmp_path, "--save-steps", "4", "--priming-epochs", "1"]
     command = [sys.executable, str(ROOT / "train_grpo.py"), *map(str, args)]
-    env = dict(__import__("os").environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     first_checkpoint = tmp_path / "smoke" / "checkpoints" / "checkpoint-4"
     deadline = time.time() + 300
     while not first_checkpoint.exists() and process.poll() is None and time.time() < deadline:
@@ -474,8 +475,9 @@ def test_two_processes_write_one_set_of_outputs(tmp_path):
         "--priming-epochs",
         "1",
     ]
-    env = dict(__import__("os").environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        command, cwd=ROOT, env=offline_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "data-parallel over 2 processes" in result.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["smoke"]  # one run folder, written once
