@@ -1,15 +1,21 @@
 """What a GRPO step costs: time in generation and in training, completion tokens per second and peak
 memory, for the plain transformers + PEFT path and the Unsloth path of train_grpo.py, side by side.
 
-    python bench/step.py                     # CUDA GPU: Qwen3-4B's exact shape, random weights, both paths
+    python bench/step.py                     # CUDA GPU: Qwen3-4B's exact shape, random weights, all paths
     python bench/step.py --load-in-4bit      # the same with 4-bit base weights
     python bench/step.py --tiny --steps 2    # a tiny shape, plain path: runs anywhere (the default on CPU)
+
+Paths: `plain` (transformers + PEFT, generation with transformers), `unsloth` (Unsloth, generation with
+its transformers path) and `unsloth-vllm` (Unsloth with its vLLM engine). Memory is judged between plain
+and unsloth, which generate the same way: vLLM reserves its share of the GPU for its KV cache up front,
+so its peak says how much it was allowed, not how much the step needed.
 
 No download: the model is built from Qwen3-4B's configuration with random weights, and the tokenizer
 is a word-level one with the same vocabulary size, so generation covers the whole vocabulary. Random
 weights rarely emit end-of-sequence, so completions run to the length limit: the worst case for time.
-Each path runs in its own process (Unsloth patches transformers and TRL when imported) through the
-same functions train_grpo.py uses, with the recipe's settings unless told otherwise.
+The model is written by a process of its own, which exits (freeing the GPU) before the measured paths
+start; each path then runs in its own process (Unsloth patches transformers and TRL when imported)
+through the same functions train_grpo.py uses, with the recipe's settings unless told otherwise.
 """
 
 from __future__ import annotations
@@ -42,7 +48,16 @@ QWEN3_4B = dict(
     rope_theta=1_000_000.0,
     max_position_embeddings=32768,
 )
-TINY = dict(vocab_size=2048, max_position_embeddings=4096)  # with train_grpo.TINY_QWEN3's other sizes
+TINY = dict(vocab_size=2048, max_position_embeddings=4096)  # with recipe.smoke.TINY_QWEN3's other sizes
+from recipe.smoke import TINY_QWEN3  # noqa: E402 - after the sys.path line above
+
+PATHS = {"plain": ("transformers", False), "unsloth": ("unsloth", False), "unsloth-vllm": ("unsloth", True)}
+
+
+def gpu_present() -> bool:
+    import torch
+
+    return torch.cuda.is_available()  # asks the driver; creates no CUDA context in this process
 
 
 def build_tokenizer(vocab_size: int):
@@ -51,7 +66,7 @@ def build_tokenizer(vocab_size: int):
     from transformers import PreTrainedTokenizerFast
 
     import rewards
-    import train_grpo
+    from recipe.data import chat_template
 
     eos = "<|endoftext|>"
     words = [eos, *rewards.TAGS]
@@ -59,8 +74,8 @@ def build_tokenizer(vocab_size: int):
     core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="w0"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     core.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token=eos, pad_token=eos)
-    tokenizer.chat_template = train_grpo.chat_template()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token=eos, pad_token="w1")
+    tokenizer.chat_template = chat_template()
     return tokenizer
 
 
@@ -82,40 +97,47 @@ def save_random_model(folder: Path, shape: dict, seed: int) -> None:
 
 def worker(args) -> dict:
     """Run `args.steps` GRPO steps on one path and return the measurements."""
+    backend, vllm = PATHS[args.worker]
+    if backend == "unsloth":
+        from recipe.models import import_unsloth
+
+        import_unsloth()  # before trl and transformers, as train_grpo.run does
     import torch
 
-    import train_grpo as tg
+    from recipe.data import build_prompts, drop_long_prompts, load_table
+    from recipe.models import load_model, load_tokenizer, use_plain_logprobs_without_gpu, uses_fast_generate
+    from recipe.training import grpo_config
+    from rewards import REWARD_FUNCS
+    from train_grpo import DEFAULTS
 
-    backend = args.worker
-    if backend == "unsloth":
-        import unsloth  # noqa: F401 - before trl and transformers, as train_grpo.run does
-
-    settings = dict(tg.DEFAULTS)
+    settings = dict(DEFAULTS)
     settings.update(
         model_name=args.model_dir,
         backend=backend,
         load_in_4bit=args.load_in_4bit,
-        fast_inference=not args.no_vllm,
+        fast_inference=vllm,
         max_steps=args.steps,
         save_steps=10**6,
         optimizer="adamw_8bit" if torch.cuda.is_available() else "adamw_torch",
         report_to="none",
-        run_name=f"bench-{backend}",
+        run_name=f"bench-{args.worker}",
     )
     if args.tiny:
         settings.update(lora_rank=8, lora_alpha=16, max_seq_length=256)
-    tg.use_plain_logprobs_without_gpu()
+    use_plain_logprobs_without_gpu()
     from transformers import TrainerCallback
     from trl import GRPOTrainer
 
-    tokenizer = tg.load_tokenizer(settings)
-    problems = tg.build_prompts(tg.load_table(str(ROOT / "data" / "math_sample.jsonl")), "prompt", "solution")
-    problems, max_prompt_length = tg.drop_long_prompts(problems, tokenizer, settings["prompt_length_quantile"])
+    tokenizer = load_tokenizer(settings["model_name"])
+    problems = build_prompts(load_table(str(ROOT / "data" / "smoke_task.jsonl")), "prompt", "solution")
+    problems, max_prompt_length = drop_long_prompts(problems, tokenizer, settings["prompt_length_quantile"])
     max_completion_length = args.max_completion_length or settings["max_seq_length"] - max_prompt_length
 
-    run_dir = Path(args.out) / backend
+    run_dir = Path(args.out) / args.worker
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     start = time.perf_counter()
-    model, tokenizer = tg.load_model(settings, backend, tokenizer, run_dir)
+    model, tokenizer = load_model(settings, backend, tokenizer)
     load_seconds = time.perf_counter() - start
 
     steps: list[dict] = []
@@ -139,10 +161,10 @@ def worker(args) -> dict:
                 completions = settings["per_device_batch"] * settings["gradient_accumulation"]
                 steps[-1]["completion_tokens"] = logs["completions/mean_length"] * completions
 
-    config = tg.grpo_config(settings, run_dir, backend, max_completion_length)
+    config = grpo_config(settings, run_dir, backend, max_completion_length)
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=tg.REWARD_FUNCS,
+        reward_funcs=REWARD_FUNCS,
         args=config,
         train_dataset=problems,
         processing_class=tokenizer,
@@ -170,8 +192,8 @@ def worker(args) -> dict:
         s["training_s"] = s["step_s"] - s["generation_s"]
         s["tokens_per_s"] = s.get("completion_tokens", 0) / s["generation_s"] if s["generation_s"] else None
     return {
-        "backend": backend,
-        "vllm": backend == "unsloth" and tg.uses_fast_generate(model),
+        "backend": args.worker,
+        "vllm": backend == "unsloth" and uses_fast_generate(model),
         "load_in_4bit": args.load_in_4bit,
         "load_s": load_seconds,
         "max_completion_length": max_completion_length,
@@ -200,12 +222,14 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=3, help="GRPO steps per path (the first is not counted)")
     parser.add_argument("--tiny", action="store_true", help="a tiny model shape (default without a GPU)")
     parser.add_argument("--load-in-4bit", action="store_true", help="4-bit base weights (GPU only)")
-    parser.add_argument("--no-vllm", action="store_true", help="Unsloth path without vLLM generation")
-    parser.add_argument("--paths", default="auto", help="plain, unsloth or both (auto: both on a GPU)")
+    parser.add_argument(
+        "--paths", default="auto", help=f"comma-separated, of {', '.join(PATHS)} (auto: all on a GPU, plain on CPU)"
+    )
     parser.add_argument("--max-completion-length", type=int, default=0, help="0: the recipe's (seq - prompt)")
     parser.add_argument("--seed", type=int, default=3407)
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--build", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -213,29 +237,27 @@ def main() -> int:
     if args.worker:
         print("RESULT " + json.dumps(worker(args)), flush=True)
         return 0
+    tiny = args.tiny or not gpu_present()
+    shape = dict(TINY_QWEN3, **TINY) if tiny else QWEN3_4B
+    if args.build:  # the model-writing process: it exits, and its GPU memory with it, before any path runs
+        save_random_model(Path(args.build), shape, args.seed)
+        return 0
 
-    import torch
-
-    import train_grpo
-
-    cuda = torch.cuda.is_available()
-    tiny = args.tiny or not cuda
-    paths = {
-        "auto": ["transformers", "unsloth"] if cuda else ["transformers"],
-        "plain": ["transformers"],
-        "unsloth": ["unsloth"],
-        "both": ["transformers", "unsloth"],
-    }[args.paths]
+    paths = ["plain", "unsloth", "unsloth-vllm"] if not tiny else ["plain"]
+    if args.paths != "auto":
+        paths = [p.strip() for p in args.paths.split(",")]
+        unknown = [p for p in paths if p not in PATHS]
+        if unknown:
+            parser.error(f"unknown path(s) {unknown}; choose from {', '.join(PATHS)}")
     if not args.max_completion_length and tiny:
         args.max_completion_length = 32
-    shape = dict(train_grpo.TINY_QWEN3, **TINY) if tiny else QWEN3_4B
-    print(
-        f"model: {'tiny' if tiny else 'Qwen3-4B'} shape, random weights; {'CUDA: ' + torch.cuda.get_device_name() if cuda else 'CPU'}"
-    )
+    print(f"model: {'tiny' if tiny else 'Qwen3-4B'} shape, random weights; paths: {', '.join(paths)}")
     results = []
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
-        save_random_model(model_dir, shape, args.seed)
+        build = [sys.executable, __file__, "--build", str(model_dir), "--seed", str(args.seed)] + ["--tiny"] * tiny
+        subprocess.run(build, check=True, env=env, cwd=ROOT)
         for path in paths:
             command = [
                 sys.executable,
@@ -251,8 +273,7 @@ def main() -> int:
                 "--max-completion-length",
                 str(args.max_completion_length),
             ]
-            command += ["--tiny"] * tiny + ["--load-in-4bit"] * args.load_in_4bit + ["--no-vllm"] * args.no_vllm
-            env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+            command += ["--tiny"] * tiny + ["--load-in-4bit"] * args.load_in_4bit
             proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
             lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
             if proc.returncode != 0 or not lines:
@@ -268,7 +289,9 @@ def main() -> int:
             print(f"{r['backend']:24} failed")
             continue
         s = summaries[r["backend"]] = summarise(r)
-        label = r["backend"] + (" + vLLM" if r["vllm"] else "") + (" 4-bit" if r["load_in_4bit"] else "")
+        label = r["backend"] + (" 4-bit" if r["load_in_4bit"] else "")
+        if r["backend"] == "unsloth-vllm" and not r["vllm"]:
+            label += " (vLLM missing)"
         print(
             f"{label:24} {fmt(s['step_s']):>8} {fmt(s['generation_s']):>8} {fmt(s['training_s']):>8} "
             f"{fmt(s['tokens_per_s'], '.0f'):>8} {fmt(s['peak_gib']):>9}"
@@ -280,8 +303,8 @@ def main() -> int:
                 f"  {r['backend']}: per-step seconds {per_step}; completions up to {r['max_completion_length']} "
                 f"tokens; load {r['load_s']:.1f} s; peak process memory {r['peak_rss_gib']:.1f} GiB"
             )
-    if {"transformers", "unsloth"} <= summaries.keys():
-        plain, fast = summaries["transformers"], summaries["unsloth"]
+    if {"plain", "unsloth"} <= summaries.keys():  # both generate with transformers: like for like
+        plain, fast = summaries["plain"], summaries["unsloth"]
         if plain["peak_gib"] and fast["peak_gib"]:
             print(f"Unsloth peak memory / plain: {fast['peak_gib'] / plain['peak_gib']:.2f} (target <= 0.5)")
         print(f"Unsloth step time / plain:   {fast['step_s'] / plain['step_s']:.2f} (target <= 1.0)")

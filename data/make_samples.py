@@ -1,79 +1,86 @@
-"""Write the small math samples bundled for offline runs (smoke mode and tests).
+"""Write the toy task bundled for the smoke run and the tests: name the largest of four digits.
 
     python data/make_samples.py
 
-math_sample.jsonl   problems in the columns of open-r1/DAPO-Math-17k-Processed (prompt, solution, ...)
-primer_sample.jsonl worked solutions in the columns of unsloth/OpenMathReasoning-mini
-                    (problem, generated_solution, expected_answer), for the format-priming pass
-Both are generated from a fixed seed, so rerunning the script reproduces them byte for byte.
+smoke_task.jsonl    problems in the columns of open-r1/DAPO-Math-17k-Processed (prompt, solution, ...),
+                    for GRPO and the held-out comparison
+smoke_primer.jsonl  worked solutions in the columns of unsloth/OpenMathReasoning-mini (problem,
+                    generated_solution, expected_answer), for the format-priming pass
+
+Why this task: a model of half a million parameters can learn it from scratch on a CPU in a minute or
+two, so the smoke run can show accuracy rising, not only the format. Every tuple of four digits is used
+at most once (so held-out problems are never trained on), and the largest digit is drawn uniformly from
+1-9 until a value runs out of tuples (1 has 15, 2 has 65): no constant answer is right for more than
+about 14 % of the problems. Each digit is one token, and the working is a running maximum ("3, 8, 8, 8"),
+one easy step per digit. The primer's digit
+tuples never appear among the problems, so priming cannot teach the held-out answers.
+Generated from a fixed seed: rerunning the script reproduces both files byte for byte.
 """
 
 import json
 import random
+from itertools import accumulate
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PROBLEMS = 1200
+PRIMER_ROWS = 256
 
 
-def problem(rng: random.Random) -> tuple[str, str, str]:
-    """One arithmetic word problem: (question, answer, a one-line worked solution short enough for
-    the tiny smoke model to learn)."""
-    a, b, c = rng.randint(2, 60), rng.randint(2, 60), rng.randint(2, 9)
-    kind = rng.choice(["sum", "difference", "product", "groups", "remainder"])
-    if kind == "sum":
-        return (
-            f"Ana has {a} marbles and finds {b} more. How many marbles does she have now?",
-            str(a + b),
-            f"{a} + {b} = {a + b}",
-        )
-    if kind == "difference":
-        hi, lo = max(a, b), min(a, b)
-        return (
-            f"A shelf holds {hi} books. {lo} are taken away. How many books are left?",
-            str(hi - lo),
-            f"{hi} - {lo} = {hi - lo}",
-        )
-    if kind == "product":
-        return (
-            f"There are {c} boxes with {a} pencils in each. How many pencils are there in total?",
-            str(a * c),
-            f"{c} * {a} = {a * c}",
-        )
-    if kind == "groups":
-        return (
-            f"{a * c} students are split into {c} equal teams. How many students are in each team?",
-            str(a),
-            f"{a * c} / {c} = {a}",
-        )
-    return (
-        f"What is the remainder when {a * c + c - 1} is divided by {c}?",
-        str(c - 1),
-        f"{a * c + c - 1} = {c} * {a} + {c - 1}",
-    )
+def digits(rng: random.Random, largest: int) -> tuple[int, ...]:
+    """Four digits whose largest is `largest`."""
+    row = [rng.randint(0, largest) for _ in range(4)]
+    row[rng.randrange(4)] = largest
+    return tuple(row)
+
+
+def question(row: tuple[int, ...]) -> str:
+    return f"Which is the largest of {', '.join(map(str, row))}?"
+
+
+def working(row: tuple[int, ...]) -> str:
+    return "Largest so far: " + ", ".join(str(m) for m in accumulate(row, max)) + "."
 
 
 def main() -> None:
     rng = random.Random(3407)
-    rows = []
-    for i in range(240):
-        question, answer, _ = problem(rng)
-        rows.append(
+    seen: set[tuple[int, ...]] = set()
+    left = {a: (a + 1) ** 4 - a**4 for a in range(1, 10)}  # distinct tuples whose largest digit is a
+
+    def fresh() -> tuple[int, ...]:
+        """A tuple never used before; its largest digit uniform over those not yet used up."""
+        largest = rng.choice([a for a, n in left.items() if n])
+        while (row := digits(rng, largest)) in seen:
+            pass
+        seen.add(row)
+        left[largest] -= 1
+        return row
+
+    problems = []
+    for i in range(PROBLEMS):
+        row = fresh()
+        answer = str(max(row))
+        problems.append(
             {
-                "prompt": question,
+                "prompt": question(row),
                 "solution": answer,
-                "data_source": "smoke-sample",
+                "data_source": "smoke-largest-digit",
                 "ability": "MATH",
-                "reward_model": {"ground_truth": answer, "style": "rule-lighteval/MATH_v2"},
+                "reward_model": {"ground_truth": answer, "style": "rule"},
                 "extra_info": {"index": f"smoke-{i:04d}"},
             }
         )
     primer = []
-    for _ in range(64):
-        question, answer, working = problem(rng)
+    for _ in range(PRIMER_ROWS):
+        row = fresh()
         primer.append(
-            {"problem": question, "generated_solution": f"<think>\n{working}\n</think>", "expected_answer": answer}
+            {
+                "problem": question(row),
+                "generated_solution": f"<think>\n{working(row)}\n</think>",
+                "expected_answer": str(max(row)),
+            }
         )
-    for name, data in [("math_sample.jsonl", rows), ("primer_sample.jsonl", primer)]:
+    for name, data in [("smoke_task.jsonl", problems), ("smoke_primer.jsonl", primer)]:
         with open(HERE / name, "w", encoding="utf-8") as f:
             for row in data:
                 f.write(json.dumps(row) + "\n")

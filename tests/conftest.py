@@ -1,4 +1,4 @@
-"""Shared fixtures: every test runs offline, and one smoke run is shared by the end-to-end tests."""
+"""Shared fixtures: every test runs offline, and one learning smoke run is shared by the end-to-end tests."""
 
 import json
 import os
@@ -13,19 +13,28 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the tests may reach the Hugging
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+SMOKE_TASK = ROOT / "data" / "smoke_task.jsonl"
+SMOKE_PRIMER = ROOT / "data" / "smoke_primer.jsonl"
+# A shortened smoke run for the mechanical tests (resume, processes, divergence): every step of the
+# recipe, a few seconds each, nothing learned.
+QUICK = (
+    "--priming-max-rows", "8", "--priming-epochs", "1", "--max-steps", "6", "--num-generations", "4",
+    "--per-device-batch", "8", "--eval-size", "8", "--save-steps", "2", "--max-completion-length", "24",
+    "--eval-max-new-tokens", "24",
+)  # fmt: skip
+
 
 def offline_env(**extra) -> dict:
     """The environment for a child process: offline, unbuffered output."""
     return dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONUNBUFFERED="1", **extra)
 
 
-def run_script(*args, cwd=ROOT, timeout=600, **kwargs) -> subprocess.CompletedProcess:
+def run_script(*args, cwd=ROOT, timeout=900, **kwargs) -> subprocess.CompletedProcess:
     """python train_grpo.py ARGS, as a user runs it, offline; output captured."""
-    env = offline_env()
     return subprocess.run(
         [sys.executable, str(ROOT / "train_grpo.py"), *map(str, args)],
         cwd=cwd,
-        env=env,
+        env=offline_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -35,7 +44,7 @@ def run_script(*args, cwd=ROOT, timeout=600, **kwargs) -> subprocess.CompletedPr
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """One `python train_grpo.py --smoke` run; its folder, after checking it succeeded."""
+    """One `python train_grpo.py --smoke` run, the learning one; its folder, after checking it succeeded."""
     output = tmp_path_factory.mktemp("outputs")
     result = run_script("--smoke", "--output-dir", output)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -43,5 +52,17 @@ def smoke_run(tmp_path_factory):
     return {"dir": run_dir, "output": output, "stdout": result.stdout, "stderr": result.stderr}
 
 
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    from recipe.smoke import build_tiny_tokenizer, smoke_texts
+
+    return build_tiny_tokenizer(smoke_texts([str(SMOKE_TASK), str(SMOKE_PRIMER)]))
+
+
 def read_json(path: Path):
     return json.loads(Path(path).read_text())
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

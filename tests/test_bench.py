@@ -16,7 +16,7 @@ def test_step_benchmark_runs_on_a_tiny_shape():
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    row = re.search(r"^transformers\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)", result.stdout, re.M)
+    row = re.search(r"^plain\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)", result.stdout, re.M)
     assert row, result.stdout
     step, generation, training, tokens_per_s = map(float, row.groups())
     assert step > 0 and generation > 0 and tokens_per_s > 0

@@ -1,0 +1,199 @@
+"""Data: math problems -> chat prompts with an `answer` column, the recipe's chat template, the
+prompt-length filter, the held-out split, and the worked solutions for format priming."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import rewards
+from rewards import REASONING_END, REASONING_START, SOLUTION_END, SOLUTION_START, SYSTEM_PROMPT
+
+from .errors import SetupError
+
+LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+def chat_template() -> str:
+    """The recipe's template for a base model: system + eos, the user's text, assistant turns + eos,
+    and a generation prompt that opens the working, so completions start inside it."""
+    return (
+        "{% if messages[0]['role'] == 'system' %}"
+        "{{ messages[0]['content'] + eos_token }}{% set loop_messages = messages[1:] %}"
+        "{% else %}"
+        "{{ " + json.dumps(SYSTEM_PROMPT) + " + eos_token }}{% set loop_messages = messages %}"
+        "{% endif %}"
+        "{% for message in loop_messages %}"
+        "{% if message['role'] == 'user' %}{{ message['content'] }}"
+        "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}{% endif %}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}{{ " + json.dumps(REASONING_START) + " }}{% endif %}"
+    )
+
+
+def load_table(source: str, config: str = "", split: str = "train"):
+    """A datasets.Dataset from a local file or folder, or from the Hugging Face Hub."""
+    import datasets
+
+    path = Path(source).expanduser()
+    if path.suffix.lower() in LOCAL_FORMATS or path.exists():
+        if not path.exists():
+            raise SetupError(f"dataset file {path} does not exist. Check the path, or give a hub name instead.")
+        if path.is_dir():
+            if any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")):
+                loaded = datasets.load_from_disk(str(path))  # written by save_to_disk
+                return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+            try:  # a copy of the hub repository (hf download NAME --repo-type dataset --local-dir DIR)
+                return datasets.load_dataset(str(path), config or None, split=split)
+            except Exception as e:  # noqa: BLE001 - wrong config or split names, no data files
+                raise SetupError(
+                    f"could not read the dataset folder {path} (config {config or 'default'}, "
+                    f"split {split}): {type(e).__name__}: {str(e)[:300]}"
+                ) from None
+        kind = LOCAL_FORMATS.get(path.suffix.lower())
+        if kind is None:
+            raise SetupError(f"{path}: unsupported file type; use one of {', '.join(LOCAL_FORMATS)}")
+        try:
+            return datasets.load_dataset(kind, data_files=str(path), split="train")
+        except Exception as e:  # noqa: BLE001 - a malformed file: say which and why
+            raise SetupError(f"could not read {path} as {kind}: {e}") from None
+    try:
+        return datasets.load_dataset(source, config or None, split=split)
+    except Exception as e:  # noqa: BLE001 - offline, not found, gated, bad config: all end here
+        raise SetupError(
+            f"could not load dataset {source!r} (config {config or 'default'}, split {split}) from the Hugging "
+            f"Face Hub: {type(e).__name__}: {str(e)[:300]}\nIf this machine cannot reach the hub, download the "
+            "data elsewhere and give its local path instead: a .jsonl/.parquet/.csv file, a save_to_disk folder, "
+            "or a folder from `hf download NAME --repo-type dataset --local-dir DIR`."
+        ) from None
+
+
+def reference_answer(value) -> str:
+    """The reference as text; gsm8k-style answers keep only what follows the last ####."""
+    if value is None:
+        return ""
+    text = str(value)
+    if "####" in text:
+        text = text.rsplit("####", 1)[1]
+    return text.strip()
+
+
+def build_prompts(table, problem_column: str, answer_column: str):
+    """Rows -> {prompt: chat messages, answer, problem, problem_id}; empty rows dropped and counted."""
+    missing = [c for c in (problem_column, answer_column) if c not in table.column_names]
+    if missing:
+        raise SetupError(
+            f"the dataset has no column {' or '.join(repr(c) for c in missing)}; its columns are "
+            f"{table.column_names}. Name the right ones with --problem-column and --answer-column "
+            "(or --eval-problem-column / --eval-answer-column for the evaluation set)."
+        )
+    rows = []
+    for index, (problem, answer) in enumerate(zip(table[problem_column], table[answer_column], strict=True)):
+        problem = "" if problem is None else str(problem).strip()
+        answer = reference_answer(answer)
+        if problem and answer:
+            rows.append(
+                {
+                    "prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": problem}],
+                    "answer": answer,
+                    "problem": problem,
+                    "problem_id": index,
+                }
+            )
+    dropped = len(table) - len(rows)
+    if dropped:
+        print(f"dropped {dropped} of {len(table)} rows with an empty problem or answer")
+    if not rows:
+        raise SetupError(
+            f"no usable rows: every one of the {len(table)} rows has an empty {problem_column!r} or {answer_column!r}"
+        )
+    import datasets
+
+    return datasets.Dataset.from_list(rows)
+
+
+def prompt_lengths(prompts, tokenizer) -> list[int]:
+    """Tokens in each chat prompt as the model sees it (template and generation prompt included)."""
+    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def drop_long_prompts(dataset, tokenizer, quantile: float, max_prompt_length: int = 0):
+    """Keep prompts up to the quantile of prompt lengths (or max_prompt_length); returns (dataset, limit).
+
+    TRL 1.x no longer truncates prompts, so this is what bounds them."""
+    import numpy as np
+
+    lengths = prompt_lengths(dataset["prompt"], tokenizer)
+    limit = max_prompt_length or int(math.ceil(np.quantile(lengths, quantile)))
+    keep = [i for i, n in enumerate(lengths) if n <= limit]
+    print(f"prompts up to {limit} tokens: kept {len(keep)} of {len(lengths)}")
+    return dataset.select(keep), limit
+
+
+def split_heldout(dataset, size: int, seed: int):
+    """(train, held-out): a seeded random set of problems that training never sees."""
+    if size > len(dataset) - 1:
+        raise SetupError(
+            f"--eval-size {size} leaves nothing to train on: only {len(dataset)} usable problems. "
+            "Lower --eval-size or use more data."
+        )
+    if size == 0:
+        return dataset, dataset.select([])
+    parts = dataset.train_test_split(test_size=size, seed=seed, shuffle=True)
+    return parts["train"], parts["test"]
+
+
+def build_priming_rows(table, columns: tuple[str, str, str], tokenizer, max_tokens: int, max_rows: int = 0):
+    """Worked solutions rewritten into the tag format, as chat messages of at most `max_tokens`.
+
+    `columns` names the problem, the worked solution and the final answer; only rows whose answer is a
+    number are kept (as in the recipe), and <think> tags around the working are dropped."""
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise SetupError(
+            f"the priming dataset has no column {' or '.join(repr(c) for c in missing)}; its columns are "
+            f"{table.column_names}. Set --priming-problem-column, --priming-solution-column and "
+            "--priming-answer-column, or --priming false."
+        )
+    rows = []
+    for problem, solution, answer in zip(*(table[c] for c in columns), strict=True):
+        answer = reference_answer(answer)
+        if not problem or not solution or rewards.parse_number(answer) is None:
+            continue
+        working = str(solution).replace("<think>", "").replace("</think>", "").strip()
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": str(problem).strip()},
+            {
+                "role": "assistant",
+                "content": f"{REASONING_START}{working}{REASONING_END}{SOLUTION_START}{answer}{SOLUTION_END}",
+            },
+        ]
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+        if len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= max_tokens:
+            rows.append({"messages": messages})
+        if max_rows and len(rows) >= max_rows:
+            break
+    if not rows:
+        raise SetupError(
+            f"no priming rows with a numeric answer fit in {max_tokens} tokens; "
+            "raise --max-seq-length or pass --priming false"
+        )
+    import datasets
+
+    return datasets.Dataset.from_list(rows)
+
+
+def load_eval_problems(dataset: str, config: str, split: str, columns: tuple[str, str], size: int):
+    """The first `size` problems of another dataset (e.g. MATH-500), as chat prompts."""
+    problems = build_prompts(load_table(dataset, config, split), *columns)
+    return problems.select(range(min(size, len(problems))))
+
+
+def read_jsonl_rows(path: Path):
+    """A dataset written by Dataset.to_json (the run's heldout.jsonl)."""
+    import datasets
+
+    return datasets.load_dataset("json", data_files=str(path), split="train")

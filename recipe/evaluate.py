@@ -1,0 +1,184 @@
+"""The comparison: base (adapter off), primed (after format priming) and trained (after GRPO) answer the
+same held-out problems with the same prompt and decoding, and rewards.py scores all of them, so the
+training reward and the reported accuracy are one and the same verifier.
+
+Greedy decoding gives the headline number; with EVAL_SAMPLES = k, each model also draws k samples per
+problem at the training temperature: pass@1 (the mean accuracy over samples, as papers report it) and
+pass@k (a problem counts when any of its k samples is right).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import rewards
+from rewards import REWARD_FUNCS
+
+from .models import uses_fast_generate
+
+
+def models_to_compare(trained: Path, primed: Path, include_primed: bool) -> dict[str, Path | None]:
+    """{label: adapter folder}: the base model (no adapter), the primed snapshot when there is one and
+    it is wanted, and the trained adapter."""
+    adapters = {"base": None, "primed": primed if include_primed and primed.exists() else None, "trained": trained}
+    return {label: path for label, path in adapters.items() if label == "base" or path}
+
+
+def compare(model, tokenizer, problems, settings: dict, adapters: dict[str, Path | None], sources: dict) -> dict:
+    """Every model in `adapters` ({label: adapter folder, None for the base model}) on `problems`."""
+    prompts = list(problems["prompt"])
+    report = {
+        "settings": {k: settings[k] for k in ("model_name", "eval_size", "eval_max_new_tokens", "eval_samples", "seed")}
+        | {"decoding": "greedy", "temperature": settings["temperature"]}
+        | sources
+        | {"adapters": {label: str(path) if path else None for label, path in adapters.items()}},
+        "labels": list(adapters),
+    }
+    for label, path in adapters.items():
+        greedy = complete(model, tokenizer, prompts, settings, label, path)
+        report[label] = score(problems, [c[0] for c in greedy])
+        if settings["eval_samples"]:
+            sampled = complete(model, tokenizer, prompts, settings, label, path, samples=settings["eval_samples"])
+            report[label]["sampled"] = sampled_accuracy(problems, sampled)
+    return report
+
+
+@contextlib.contextmanager
+def active_adapter(model, label: str, path: Path | None):
+    """PEFT: the base model with every adapter off (path None), or the adapter saved at `path`, loaded
+    once under `label`; a model trained in this process keeps its own weights as "default"."""
+    if path is None:
+        with model.disable_adapter():
+            yield
+        return
+    previous = model.active_adapter
+    name = previous if label == "trained" else label  # the trained adapter is the one the model holds
+    if name not in model.peft_config:
+        model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+    model.set_adapter(name)
+    try:
+        yield
+    finally:
+        model.set_adapter(previous)
+
+
+def complete(model, tokenizer, prompts: list, settings: dict, label: str, adapter: Path | None, samples: int = 0):
+    """For each prompt, a list of completions {text, length, truncated}: one greedy, or `samples` drawn
+    at the training temperature, top_p and min_p."""
+    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
+    if uses_fast_generate(model):
+        return _complete_vllm(model, tokenizer, texts, settings, adapter, samples)
+    import torch
+    from tqdm.auto import tqdm
+
+    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    size = settings["eval_batch_size"]
+    sampling = (
+        dict(do_sample=True, num_return_sequences=samples, temperature=settings["temperature"])
+        | dict(top_p=settings["top_p"], min_p=settings["min_p"] or None, top_k=None)
+        if samples
+        else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+    )
+    results = []
+    was_training = model.training
+    model.eval()
+    torch.manual_seed(settings["seed"])
+    what = f"{samples} samples" if samples else "greedy"
+    with active_adapter(model, label, adapter), torch.no_grad():
+        for start in tqdm(range(0, len(texts), size), desc=f"evaluating {label} ({what})", unit="batch"):
+            batch = tokenizer(texts[start : start + size], return_tensors="pt", padding=True, add_special_tokens=False)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            output = model.generate(
+                **batch,
+                max_new_tokens=settings["eval_max_new_tokens"],
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                **sampling,
+            )
+            rows = output[:, batch["input_ids"].shape[1] :].tolist()  # (prompts x samples, new tokens)
+            per_prompt = max(samples, 1)
+            for i in range(0, len(rows), per_prompt):
+                results.append([_completion(tokenizer, row) for row in rows[i : i + per_prompt]])
+    model.train(was_training)
+    return results
+
+
+def _completion(tokenizer, tokens: list[int]) -> dict:
+    ended = tokenizer.eos_token_id in tokens
+    if ended:
+        tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
+    return {"text": tokenizer.decode(tokens, skip_special_tokens=True), "length": len(tokens), "truncated": not ended}
+
+
+def _complete_vllm(model, tokenizer, texts: list[str], settings, adapter: Path | None, samples: int):
+    """Unsloth's vLLM engine; an adapter goes in as a LoRA request, the base model has none."""
+    from vllm import SamplingParams
+
+    common = dict(max_tokens=settings["eval_max_new_tokens"], stop=[tokenizer.eos_token], seed=settings["seed"])
+    if samples:
+        params = SamplingParams(
+            n=samples, temperature=settings["temperature"], top_p=settings["top_p"], min_p=settings["min_p"], **common
+        )
+    else:
+        params = SamplingParams(temperature=0.0, **common)
+    lora = model.load_lora(str(adapter)) if adapter else None
+    outputs = model.fast_generate(texts, sampling_params=params, lora_request=lora)
+    return [
+        [{"text": o.text, "length": len(o.token_ids), "truncated": o.finish_reason == "length"} for o in out.outputs]
+        for out in outputs
+    ]
+
+
+def score(problems, completions: list[dict]) -> dict:
+    """Every figure of the report, computed from the completions listed with it and nothing else."""
+    records = []
+    for row, completion in zip(problems, completions, strict=True):
+        text = completion["text"]
+        scores = {f.__name__: f(completions=[text], answer=[row["answer"]])[0] for f in REWARD_FUNCS}
+        records.append(
+            {
+                "problem_id": row["problem_id"],
+                "reference": row["answer"],
+                "extracted": rewards.extract_answer(text),
+                "correct": rewards.is_correct(text, row["answer"]),
+                "format_ok": rewards.has_exact_format(text),
+                "length": completion["length"],
+                "truncated": completion["truncated"],
+                "rewards": scores,
+                "completion": text,
+            }
+        )
+    n = max(len(records), 1)
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else 0.0
+
+    summary = {
+        "problems": len(records),
+        "accuracy": sum(r["correct"] for r in records) / n,
+        "format_rate": sum(r["format_ok"] for r in records) / n,
+        "reward_means": {f.__name__: mean(r["rewards"][f.__name__] for r in records) for f in REWARD_FUNCS},
+        "total_reward": mean(sum(v for v in r["rewards"].values() if v is not None) for r in records),
+        "mean_length": mean(r["length"] for r in records),
+        "truncated_rate": sum(r["truncated"] for r in records) / n,
+    }
+    return {**summary, "records": records}
+
+
+def sampled_accuracy(problems, completions: list[list[dict]]) -> dict:
+    """pass@1 (mean over all samples) and pass@k (any of a problem's k samples right)."""
+    right = [
+        [rewards.is_correct(c["text"], row["answer"]) for c in samples]
+        for row, samples in zip(problems, completions, strict=True)
+    ]
+    n = max(len(right), 1)
+    k = len(right[0]) if right else 0
+    return {
+        "k": k,
+        "pass@1": sum(sum(r) / len(r) for r in right) / n,
+        f"pass@{k}": sum(any(r) for r in right) / n,
+        "correct_per_problem": [sum(r) for r in right],
+    }

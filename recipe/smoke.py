@@ -1,0 +1,117 @@
+"""The smoke run: the whole recipe offline on a CPU in a minute or two, with a tiny random Qwen3 built
+here, saved to a folder and then loaded by path exactly as the real model is, on every backend.
+
+The bundled task (data/smoke_task.jsonl, made by data/make_samples.py) is one a model of half a million
+parameters can learn from scratch: name the largest of four digits. Its answers are spread evenly over
+1-9, so no constant answer scores well, and the held-out accuracy can show base < primed < trained.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import rewards
+
+from .data import chat_template
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+EOS = "<|endoftext|>"
+PAD = "<|pad|>"
+
+# --smoke replaces these defaults of train_grpo.py (an explicit --name VALUE still wins).
+# Tuned on 2 CPU cores so that held-out accuracy rises clearly in both stages (see tests and README).
+SMOKE_SETTINGS = {
+    "max_seq_length": 256,
+    "max_completion_length": 40,  # a worked answer is about 15 tokens; room to ramble, not to waste time
+    "lora_rank": 16,
+    "lora_alpha": 32,
+    "dataset": str(DATA / "smoke_task.jsonl"),
+    "priming_dataset": str(DATA / "smoke_primer.jsonl"),
+    "priming_max_rows": 128,
+    "priming_epochs": 2,
+    "priming_learning_rate": 5e-3,
+    "learning_rate": 5e-4,
+    "optimizer": "adamw_torch",
+    "max_steps": 200,
+    "num_generations": 16,
+    "per_device_batch": 64,  # 4 prompts a step
+    "save_steps": 50,
+    "eval_size": 64,
+    "eval_max_new_tokens": 40,
+    "eval_batch_size": 64,
+    "run_name": "smoke",
+}
+SMOKE_TOKENIZER_VOCAB = 512  # byte-level BPE trained on the bundled texts, plus the four tags
+TINY_QWEN3 = dict(  # the smoke model's shape: about half a million parameters
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=32,
+    max_position_embeddings=512,
+    tie_word_embeddings=True,
+)
+
+
+def build_tiny_tokenizer(texts: list[str], vocab_size: int = SMOKE_TOKENIZER_VOCAB):
+    """A byte-level BPE tokenizer trained on `texts`, with each tag as one (non-special) token, so the
+    tags survive decoding with skip_special_tokens=True as they do with Qwen's tokenizer.
+
+    Padding has its own token: the model zeroes the padding row of its (tied) embedding, and were that
+    row end-of-text's, the model could never end a completion."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(texts, trainer)
+    core.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in rewards.TAGS])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, pad_token=PAD)
+    tokenizer.chat_template = chat_template()
+    return tokenizer
+
+
+def build_tiny_model(tokenizer, seed: int):
+    """A randomly initialised Qwen3 of about half a million parameters."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen3Config(
+        **TINY_QWEN3,
+        vocab_size=len(tokenizer),
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        initializer_range=0.2,  # 10x the usual: with tiny weights all tokens are equally likely, LoRA barely moves them
+    )
+    return Qwen3ForCausalLM(config)
+
+
+def smoke_texts(paths: list[str]) -> list[str]:
+    """What the smoke tokenizer is trained on: the system prompt and the bundled files' values."""
+    texts = [rewards.SYSTEM_PROMPT]
+    for path in paths:
+        if Path(path).is_file():
+            with open(path, encoding="utf-8") as f:
+                texts += [" ".join(str(v) for v in json.loads(line).values()) for line in f if line.strip()]
+    return texts
+
+
+def build_smoke_model(folder: Path, data_paths: list[str], seed: int) -> str:
+    """Write the tiny model and its tokenizer to `folder` (once: a resumed run finds them there) and
+    return the folder, which then stands in for MODEL_NAME everywhere."""
+    if not (folder / "config.json").exists():
+        tokenizer = build_tiny_tokenizer(smoke_texts(data_paths))
+        build_tiny_model(tokenizer, seed).save_pretrained(str(folder))
+        tokenizer.save_pretrained(str(folder))
+    return str(folder)

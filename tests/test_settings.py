@@ -1,0 +1,123 @@
+"""Settings: the script's defaults, command-line overrides, and the checks of settings that cannot work."""
+
+import pytest
+
+import train_grpo
+from recipe.errors import SetupError
+from recipe.settings import check_settings, parse_settings, reward_weights
+from recipe.smoke import SMOKE_SETTINGS
+from rewards import REWARD_FUNCS
+
+DEFAULTS = train_grpo.DEFAULTS
+NAMES = [f.__name__ for f in REWARD_FUNCS]
+
+
+def parse(argv):
+    return parse_settings(argv, DEFAULTS, SMOKE_SETTINGS)
+
+
+def test_overrides_are_typed_and_printed(capsys):
+    s = parse(["--max-steps", "10", "--learning-rate=1e-5", "--load-in-4bit", "true", "--run-name", "x"])
+    assert (s["max_steps"], s["learning_rate"], s["load_in_4bit"], s["run_name"]) == (10, 1e-5, True, "x")
+    assert isinstance(s["learning_rate"], float) and isinstance(s["max_steps"], int)
+    out = capsys.readouterr().out
+    assert "setting max_steps = 10" in out and "setting learning_rate = 1e-05" in out
+
+
+def test_boolean_flag_alone_means_true():
+    s = parse(["--eval-only", "--adapter", "a/b"])
+    assert s["eval_only"] is True and s["adapter"] == "a/b"
+
+
+def test_float_setting_accepts_an_integer():
+    assert parse(["--learning-rate", "3"])["learning_rate"] == 3.0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--max-step", "10"], "unknown setting --max-step. Did you mean --max-steps"),  # typo, with a suggestion
+        (["--colour", "red"], "Valid settings: --model-name"),  # unknown, with the full list
+        (["--max-steps", "ten"], "--max-steps takes an integer, not 'ten'"),  # wrong type
+        (["--learning-rate", "fast"], "--learning-rate takes a number"),  # wrong type
+        (["--load-in-4bit", "maybe"], "--load-in-4bit takes true or false"),  # not a boolean
+        (["--max-steps"], "--max-steps needs a value"),  # missing value
+        (["max_steps=3"], "unexpected argument"),  # not a --flag
+    ],
+)
+def test_bad_overrides_fail_with_a_clear_message(argv, message):
+    with pytest.raises(SetupError) as error:
+        parse(argv)
+    assert message in str(error.value)
+
+
+def test_smoke_defaults_then_explicit_overrides():
+    s = parse(["--max-steps", "3", "--smoke"])
+    assert s["max_steps"] == 3  # explicit wins, wherever it stands
+    assert s["dataset"].endswith("smoke_task.jsonl") and s["model_name"] == DEFAULTS["model_name"]
+    assert s["explicit"] == ["max_steps", "smoke"]
+    assert "backend" not in SMOKE_SETTINGS  # --smoke runs on the backend the real run would use
+
+
+def test_every_smoke_setting_is_a_setting():
+    assert set(SMOKE_SETTINGS) <= set(DEFAULTS)
+    for name, value in SMOKE_SETTINGS.items():
+        assert type(value) is type(DEFAULTS[name]), name
+
+
+def test_defaults_are_the_recipe():
+    d = DEFAULTS
+    assert d["model_name"] == "unsloth/Qwen3-4B-Base" and d["max_seq_length"] == 2048 and d["load_in_4bit"] is False
+    assert (d["lora_rank"], d["lora_alpha"], d["seed"]) == (32, 64, 3407)
+    assert (d["learning_rate"], d["weight_decay"], d["max_steps"], d["num_generations"]) == (5e-6, 0.001, 100, 4)
+    assert (d["temperature"], d["min_p"], d["top_p"], d["optimizer"]) == (1.0, 0.1, 1.0, "adamw_8bit")
+    assert d["per_device_batch"] % d["num_generations"] == 0
+    # the objective, spelled out: TRL's own defaults, the same on both backends
+    assert (d["loss_type"], d["beta"], d["epsilon"], d["mask_truncated_completions"]) == ("dapo", 0.0, 0.2, False)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"per_device_batch": 6, "num_generations": 4}, "must be a multiple of --num-generations"),
+        ({"max_prompt_length": 2048}, "must be below --max-seq-length"),
+        ({"learning_rate": -1e-5}, "--learning-rate must not be negative"),
+        ({"num_generations": 1, "per_device_batch": 1}, "at least 2"),
+        ({"max_steps": 0}, "--max-steps must be positive"),
+        ({"backend": "jax"}, "--backend must be auto, unsloth or transformers"),
+        ({"export": "onnx"}, "--export must be adapter, merged or gguf"),
+        ({"loss_type": "ppo"}, "--loss-type must be grpo, dr_grpo, dapo or bnpo"),
+        ({"gpu_memory_utilization": 1.5}, "--gpu-memory-utilization must be between 0 and 1"),
+        ({"colocate_vllm_memory": 0}, "--colocate-vllm-memory must be between 0 and 1"),
+        ({"epsilon_high": 0.1}, "--epsilon-high (0.1) must be 0 (same as --epsilon) or at least --epsilon"),
+        ({"eval_samples": -1}, "--eval-samples must not be negative"),
+        ({"reward_weights": "1,2"}, "needs 4 numbers"),
+        ({"eval_only": True}, "--eval-only needs --adapter"),
+        ({"export_only": True, "adapter": "a", "export": "adapter"}, "--export-only needs --export merged"),
+        ({"export_only": True, "eval_only": True, "adapter": "a"}, "separate jobs"),
+        ({"run_name": "a/b"}, "--run-name must be a plain folder name"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused(change, message):
+    with pytest.raises(SetupError) as error:
+        check_settings(dict(DEFAULTS, **change), NAMES)
+    assert message in str(error.value)
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(SetupError) as error:
+        check_settings(dict(DEFAULTS, max_steps=0, learning_rate=-1.0), NAMES)
+    assert "--max-steps" in str(error.value) and "--learning-rate" in str(error.value)
+
+
+def test_reward_weights_parse():
+    assert reward_weights("1,0.5,2,1", NAMES) == [1.0, 0.5, 2.0, 1.0]
+    assert reward_weights("", NAMES) is None
+    with pytest.raises(SetupError, match="comma-separated numbers"):
+        reward_weights("1,x,2,1", NAMES)
+
+
+def test_help_lists_settings_and_exits_cleanly(capsys):
+    assert train_grpo.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--max-steps" in out and "python train_grpo.py --smoke" in out
