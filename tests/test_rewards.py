@@ -61,7 +61,7 @@ EQUAL = [
     ("30^\\circ", "30"),  # degrees in LaTeX
     ("30°", "30"),  # degrees as a symbol
     ("34\\text{ cm}", "34"),  # a unit in \text{}
-    ("34 apples", "34"),  # a unit as a word
+    ("34 cm", "34"),  # a unit as a word (from the closed list of units)
     ("\\text{34}", "34"),  # a number in \text{}
     ("34", "$34$"),  # reference wrapped in $
     ("34", "\\boxed{34}"),  # reference boxed
@@ -94,6 +94,7 @@ NOT_EQUAL = [
     ("340", "34"),  # order of magnitude
     ("\\frac{1}{3}", "0.33"),  # rounded decimal is not the fraction
     ("(1, 2)", "[1, 2]"),  # open vs closed interval
+    ("34 apples", "34"),  # a word that is not a unit: cleaning removes only a closed list, never "any word"
 ]
 
 
