@@ -212,6 +212,9 @@ _SIZING = re.compile(
 )
 _FRACS = re.compile(r"\\[dtc]frac\b")
 _MATRIX = re.compile(r"\{[bB]matrix\}")
+_BRACKETED_MATRIX = re.compile(
+    r"^[(\[]\s*\\begin\s*\{(?:matrix|array)\}(?:\s*\{[lcr|]*\})?(?P<body>.*)\\end\s*\{(?:matrix|array)\}\s*[)\]]$", re.DOTALL
+)
 _WRAPPER = re.compile(
     r"\\(?:text|textbf|textit|textrm|textnormal|textsf|mathrm|mathbf|mathit|mathsf|mbox|emph|rm)\s*\{"
 )
@@ -474,6 +477,8 @@ def _classify(raw: str) -> _Answer:
     s = _MATRIX.sub("{pmatrix}", _FRACS.sub("\\\\frac", s))
     s = s.replace("{,}", ",")
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    if "matrix" in s or "array" in s:  # [\begin{matrix} ... \end{matrix}] is a pmatrix
+        s = _BRACKETED_MATRIX.sub(r"\\begin{pmatrix}\g<body>\\end{pmatrix}", s)
     s, was_text = _unwrap(s)
     s = _cut_approximation(s)
     if any(c.isdigit() or c == "\\" for c in s):
@@ -643,12 +648,8 @@ def answers_equal(pred: str | None, gold: str | None) -> bool:
         return False
     try:
         p, g = _classify(pred), _classify(gold)
-        if p.values is not None and g.values is not None:  # plain numbers, or sets of them: exactly
-            return (
-                p.values == g.values
-                and (p.unit is None or g.unit is None or p.unit == g.unit)  # a unit may be left out, not changed
-                and (p.label is None or g.label is None or p.label == g.label)  # x = 5 is not y = 5
-            )
+        if p.values is not None and g.values is not None:
+            return _numbers_equal(p, g)
         return _equal(p, g, [SYMBOLIC_DEADLINE_S])
     except Exception:  # noqa: BLE001 - a bug here must cost one verdict, not a training run
         _log.debug("answers_equal failed on %r vs %r", pred, gold, exc_info=True)
@@ -681,14 +682,24 @@ _HAS_LETTER = re.compile(r"[A-Za-z]")
 _SEVERAL = ("set", "tuple", "union", "matrix")
 
 
+def _numbers_equal(p: _Answer, g: _Answer) -> bool:
+    """Plain numbers, or sets of them, exactly. A unit may be left out, not changed; x = 5 is not y = 5.
+    A percentage on one side only may be read either way: 20% equals 20 and 0.2."""
+    if p.label is not None and g.label is not None and p.label != g.label:
+        return False
+    if p.unit is None or g.unit is None or p.unit == g.unit:
+        if p.values == g.values:
+            return True
+        if (p.unit == "%") != (g.unit == "%"):
+            percent, other = (p, g) if p.unit == "%" else (g, p)
+            return frozenset(Fraction(v) / 100 for v in percent.values) == other.values
+    return False
+
+
 def _equal(p: _Answer, g: _Answer, budget: list) -> bool:
     """p equals g; budget[0] is the worker time this judgement may still spend (seconds)."""
-    if p.values is not None and g.values is not None:  # plain numbers, or sets of them: exactly
-        return (
-            p.values == g.values
-            and (p.unit is None or g.unit is None or p.unit == g.unit)  # a unit may be left out, not changed
-            and (p.label is None or g.label is None or p.label == g.label)  # x = 5 is not y = 5
-        )
+    if p.values is not None and g.values is not None:
+        return _numbers_equal(p, g)
     if p.kind == "invalid" or g.kind == "invalid":
         return False
     if p.unit and g.unit and p.unit != g.unit:
@@ -1143,6 +1154,7 @@ def _serve() -> None:
 
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     logging.getLogger("latex2sympy2_extended").setLevel(logging.CRITICAL)
+    import sympy
     from latex2sympy2_extended.latex2sympy2 import NormalizationConfig
     from math_verify import LatexExtractionConfig, parse, verify
 
@@ -1168,12 +1180,31 @@ def _serve() -> None:
     def parsed(latex: str) -> tuple:
         return tuple(parse(f"${latex}$", extraction_config=config, parsing_timeout=None))
 
+    def equations_equal(gold, pred):
+        """Two equations equal up to rearrangement and a nonzero factor (9x^2 + 4y^2 = 36 and
+        x^2/4 + y^2/9 = 1): True, False, or None to leave it to math-verify (whose own comparison
+        solves both equations: 100+ ms for an ellipse)."""
+        if not (isinstance(gold, sympy.Equality) and isinstance(pred, sympy.Equality)):
+            return None
+        gold_zero, pred_zero = gold.lhs - gold.rhs, pred.lhs - pred.rhs
+        if gold_zero == 0 or pred_zero == 0:
+            return None
+        ratio = sympy.cancel(sympy.together(gold_zero / pred_zero))
+        if ratio.is_number:
+            return bool(ratio.is_finite and ratio != 0)
+        if gold_zero.is_polynomial() and pred_zero.is_polynomial():
+            return False  # polynomials that are not multiples of each other: different curves
+        return None
+
     def judge(gold: str, pred: str, limit: float):
         signal.setitimer(signal.ITIMER_REAL, max(limit, 0.01))
         try:
             gold_parsed, pred_parsed = parsed(gold), parsed(pred)
             if not gold_parsed or not pred_parsed:
                 return False
+            same = equations_equal(gold_parsed[0], pred_parsed[0])
+            if same is not None:
+                return same
             return bool(
                 verify(list(gold_parsed), list(pred_parsed), float_rounding=FLOAT_ROUNDING, timeout_seconds=None)
             )
