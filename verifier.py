@@ -885,10 +885,6 @@ class _Worker:
         while not self._ready:
             line = self._read_line(until)
             if line is None:
-                if self._proc is not None and self._proc.poll() is not None:
-                    _log.warning("verifier worker exited at start (code %s)", self._proc.returncode)
-                    self._kill()
-                    self._retry_at = time.monotonic() + WORKER_RETRY_S
                 return False
             self._handle(line)
         return True
@@ -939,7 +935,11 @@ class _Worker:
             chunk = os.read(fd, 65536)
             if not chunk:  # the worker died
                 self.counts["errors"] += 1
+                died_at_start = not self._ready
                 self._kill()
+                if died_at_start:  # it cannot start (math-verify missing?): do not respawn on every call
+                    _log.warning("verifier worker exited at start; symbolic answers are judged by text for %.0f s", WORKER_RETRY_S)
+                    self._retry_at = time.monotonic() + WORKER_RETRY_S
                 return None
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
@@ -994,6 +994,16 @@ class _Worker:
         cached = self._verdicts.get((gold, pred))  # another thread may have judged it meanwhile
         if cached is not None:
             return cached
+        for attempt in range(2):  # a worker that died before or during this judgement is replaced once
+            restarts = self.counts["restarts"] + self.counts["errors"]
+            verdict = self._send(gold, pred, budget)
+            if verdict is not None or budget[0] <= 0 or self._proc is not None:
+                return verdict
+            if self.counts["restarts"] + self.counts["errors"] == restarts:
+                return None  # unavailable
+        return None
+
+    def _send(self, gold: str, pred: str, budget: list) -> bool | None:
         now = time.monotonic()
         self._collect_late(now)
         if self._proc is None or self._proc.poll() is not None:

@@ -1,17 +1,28 @@
-"""Tests for rewards.py: needs only math-verify, pytest and hypothesis (no torch, no GPU)."""
+"""Tests for rewards.py and verifier.py: need only math-verify, pytest and hypothesis (no torch, no GPU).
+
+Correctness tables run with a generous math-verify deadline (`generous_deadline`): they check what is
+equal, not how fast. The latency and worker tests keep the real deadline; bench/verifier.py measures
+the latency distribution.
+"""
 
 import math
+import multiprocessing
+import os
 import pickle
+import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rewards
+import verifier
+from bench.verifier import load_references, variants, wrong_copies
 from rewards import (
     MAX_REWARD,
     REASONING_END,
@@ -27,6 +38,15 @@ from rewards import (
     match_format_approximately,
     match_format_exactly,
 )
+
+
+MATH500 = Path(__file__).resolve().parent / "data" / "math500_answers.jsonl"  # copy of ../shared/data
+
+
+@pytest.fixture
+def generous_deadline(monkeypatch):
+    """A judgement may take 5 s: these tests check what is equal, on a shared 2-core machine."""
+    monkeypatch.setattr(verifier, "SYMBOLIC_DEADLINE_S", 5.0)
 
 
 def respond(answer: str, working: str = "2 * 17 = 34") -> str:
@@ -98,11 +118,13 @@ NOT_EQUAL = [
 ]
 
 
+@pytest.mark.usefixtures("generous_deadline")
 @pytest.mark.parametrize("pred, gold", EQUAL)
 def test_is_correct_accepts_equal_answers(pred, gold):
     assert is_correct(respond(pred), gold) is True
 
 
+@pytest.mark.usefixtures("generous_deadline")
 @pytest.mark.parametrize("pred, gold", NOT_EQUAL)
 def test_is_correct_rejects_wrong_answers(pred, gold):
     assert is_correct(respond(pred), gold) is False
@@ -209,6 +231,7 @@ def test_check_numbers(text, gold, score):
     assert check_numbers(completions=[chat(text)], answer=[gold]) == [pytest.approx(score)]
 
 
+@pytest.mark.usefixtures("generous_deadline")
 def test_check_answer_full_score_exactly_when_is_correct():
     cases = [(p, g) for p, g in EQUAL + NOT_EQUAL]
     completions = [chat(respond(p)) for p, _ in cases]
@@ -293,6 +316,7 @@ def test_functions_pickle(func):
     assert pickle.loads(pickle.dumps(func)) is func
 
 
+@pytest.mark.usefixtures("generous_deadline")
 def test_works_in_worker_threads():
     """math-verify's own timeouts use signal.alarm, which fails off the main thread; ours must not."""
     cases = EQUAL + NOT_EQUAL
@@ -308,6 +332,374 @@ def test_importable_without_torch():
         "import sys, rewards; bad = {'torch', 'transformers', 'trl', 'unsloth'} & set(sys.modules); sys.exit(bool(bad))"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=rewards.__file__.rsplit("/", 1)[0]).returncode == 0
+
+
+# ----------------------------------------------------------------------------- the verifier on real answers
+# Issue #9: measured against the 500 MATH-500 references, the verifier paid wrong answers, refused right
+# ones and took up to a second per call. Each table below is one kind of defect or one kind of answer
+# that other graders' test suites contain; every case says what it probes.
+REFERENCES = load_references(MATH500)
+
+WRONG_ANSWERS_PAID = [  # (answer, reference): each was accepted, or is the kind of answer that was
+    ("1", "6 - 5i"),  # a letter after a digit is not a unit: 6 - 5i is complex, not 6 - 5
+    ("6 - 5", "6 - 5i"),  # the imaginary part dropped
+    ("2", "2k"),  # a variable is not a unit
+    ("2 + 2", "2k+2"),  # a variable dropped from a sum
+    ("-2", "y = -2x"),  # the slope alone is not the line
+    ("y = -2", "y = -2x"),  # the variable dropped from the right side
+    ("3+2x", "5"),  # a sum that equals the reference once the x is stripped
+    ("34x", "34"),  # a number times a variable
+    ("34 thousand", "34"),  # a word that changes the value
+    ("2c", "2"),  # math-verify's own unit list removes a trailing c
+    ("52_9", "52_8"),  # another base
+    ("204_6", "204_5"),  # another base
+    ("4210_{6}", "4210_{5}"),  # another base, in braces
+    ("52_{10}", "52_8"),  # base ten written out
+    ("42", "52_8"),  # the decimal value is not the base-8 numeral asked for
+    ("x + 1 = 34", "34"),  # an equation whose right side is the reference (math-verify reads it as 34)
+    ("=5", "x=5"),  # a relation without its variable
+    ("x \\in", "x \\in [-2,7]"),  # a relation without its set
+    ("864 \\text{ inches}^3", "864 \\mbox{ inches}^2"),  # a unit changed: area to volume
+    ("15 \\text{ m}^2", "15\\mbox{ cm}^2"),  # a unit changed: cm to m
+    ("\\$5", "5 \\text{ cents}"),  # dollars are not cents
+    (".0000673", ".0000672"),  # math-verify rounds to 6 places; plain numbers are compared exactly
+    ("3.14159", "\\pi"),  # an approximation is not the number
+    ("0.333", "\\frac{1}{3}"),  # a rounded decimal is not the fraction
+    ("\\frac{\\pi}{2}", "90^\\circ"),  # degrees are not radians
+    ("\\text{west}", "\\text{east}"),  # math-verify's unit list holds both words
+    ("\\sqrt{3} - 2", "\\sqrt{7 - 4\\sqrt{3}}"),  # the negative square root
+    ("x + y = 2", "y = 1 - x"),  # another line
+    ("y = x", "y = 2x"),  # another line through the origin
+    ("1 + \\sqrt{19}", "1 \\pm \\sqrt{19}"),  # one of the two answers
+    ("1 \\pm \\sqrt{19}", "1 + \\sqrt{19}"),  # a hedge of two answers
+    ("33, 34", "33"),  # a list of candidates that contains the answer
+    ("\\boxed{33} \\boxed{34}", "34"),  # two boxes: two answers
+    ("\\{1, 2, 3\\}", "\\{1, 2\\}"),  # a set with an extra element
+    ("1000", "100"),  # an order of magnitude
+    ("2\\sqrt{2}", "\\sqrt{2}"),  # a factor dropped
+    ("(x-1)(x+2)", "(x-1)(x-2)"),  # a sign in a factor
+]
+
+RIGHT_ANSWERS_REFUSED = [  # (answer, reference): each was refused
+    ("\\boxed{90^\\circ}", "90^\\circ"),  # the degree pattern ate the box's closing brace
+    ("90", "90^\\circ"),  # degrees may be left out
+    ("\\$36", "\\$36"),  # currency kept its backslash
+    ("36", "\\$36"),  # and may be left out
+    ("\\$18.90", "18.9"),  # cents written with two digits
+    ("32348", "\\$32,\\!348"),  # currency, a thousands comma and a negative thin space
+    ("11111111100", "11,\\! 111,\\! 111,\\! 100"),  # thin spaces with spaces after them
+    ("\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}", "\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}"),  # a matrix
+    ("\\begin{pmatrix} -\\frac13 \\\\ \\frac23 \\\\ \\frac53 \\end{pmatrix}", "\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}"),  # cells
+    ("-5i + 6", "6 - 5i"),  # a complex number with its terms swapped
+    ("y = 3 + 2x", "y = 2x + 3"),  # a line with its terms swapped
+    ("\\left[ \\frac{\\pi^2}{8}, \\frac{5 \\pi^2}{4} \\right]", "[\\frac{\\pi^2}{8}, \\frac{5\\pi^2}{4}]"),  # a slow interval
+    ("\\frac{270}{7}", "\\frac{270}7\\text{ degrees}"),  # a unit in words, a fraction without braces
+    ("137.5", "137 \\frac{1}{2}"),  # a mixed number
+    ("\\text{Evelyn}", "\\text{Evelyn}"),  # a name
+    ("evelyn", "\\text{Evelyn}"),  # a name without \\text{} or capital
+    ("[-2, 7]", "x \\in [-2,7]"),  # an interval without its variable
+    ("1, 2", "\\{1, 2\\}"),  # a set written bare
+]
+
+EQUATIONS = [  # rearranged or scaled equations are equal (pred, gold, equal?)
+    ("2x + 3 = y", "y = 2x + 3", True),  # sides swapped
+    ("2x - y + 3 = 0", "y = 2x + 3", True),  # everything on one side
+    ("2y = 4x + 6", "y = 2x + 3", True),  # scaled by 2
+    ("-5x + 7y - 11z - 4 = 0", "5x - 7y + 11z + 4 = 0", True),  # scaled by -1
+    ("9x^2 + 4y^2 = 36", "\\frac{x^2}{4} + \\frac{y^2}{9} = 1", True),  # an ellipse, scaled by 36
+    ("y - 3 = 2(x - 1)", "y = 2x + 1", True),  # point-slope form
+    ("5 = x", "x=5", True),  # an assignment turned round
+    ("y = 2x + 4", "y = 2x + 3", False),  # another intercept
+    ("2y = 4x + 3", "y = 2x + 3", False),  # one side scaled only
+    ("x = 5", "y = 5", False),  # another variable
+]
+
+CFRACS = [
+    ("\\cfrac{1}{2}", "0.5", True),  # a continued-fraction command for a plain fraction
+    ("\\cfrac{\\sqrt{3}}{2}", "\\frac{\\sqrt3}{2}", True),  # with a radical
+    ("\\cfrac{1}{1 + \\cfrac{1}{2}}", "\\frac{2}{3}", True),  # a real continued fraction
+    ("\\cfrac{1}{3}", "0.5", False),  # another value
+]
+
+UNITS_AND_WORDS = [
+    ("\\textbf{50 cm}", "50", True),  # a unit inside \\textbf{}
+    ("50\\textbf{ cm}", "50", True),  # \\textbf{} around the unit only
+    ("\\textbf{12}", "12", True),  # \\textbf{} around a number
+    ("20 pct", "20\\%", True),  # pct for percent
+    ("20 pct", "20", True),  # a percentage may be read as its number...
+    ("20 pct", "0.2", True),  # ...or as its value
+    ("20 percent", "20\\%", True),  # percent in words
+    ("0.2", "20", False),  # no percent sign: 0.2 is not 20
+    ("5 meters", "5", True),  # a unit in words
+    ("4 square units", "4", True),  # an area in words
+    ("5 \\text{ ways}", "5", False),  # a word not in the closed list is not removed
+]
+
+APPROXIMATIONS = [
+    ("\\frac{\\sqrt{3}}{3} \\approx 0.577", "\\frac{\\sqrt{3}}{3}", True),  # the exact value, then its approximation
+    ("\\frac{\\sqrt{3}}{3} \\approx 0.577", "\\frac{1}{\\sqrt{3}}", True),  # the same, rationalised
+    ("\\frac{1}{3} \\approx 0.333", "\\frac13", True),  # a fraction and its decimal
+    ("\\frac{\\sqrt{2}}{3} \\approx 0.577", "\\frac{\\sqrt{3}}{3}", False),  # a wrong exact value, a right decimal
+    ("\\approx 0.577", "\\frac{\\sqrt{3}}{3}", False),  # only the approximation
+]
+
+SEVERAL_ANSWERS = [
+    ("\\boxed{1}, \\boxed{2}", "1, 2", True),  # two boxes, a bare list
+    ("\\boxed{2} \\text{ and } \\boxed{3}", "\\{2,3\\}", True),  # two boxes joined by "and", a set
+    ("\\boxed{2}\\boxed{3}", "\\{3, 2\\}", True),  # two boxes side by side, in another order
+    ("\\boxed{x=2} and \\boxed{x=3}", "2, 3", True),  # two assignments
+    ("2 and 3", "\\{2, 3\\}", True),  # "and" between answers
+    ("2 \\text{ or } 3", "2,3", True),  # "or" between answers
+    ("\\frac12 \\text{ and } \\sqrt2", "\\left\\{\\frac12, \\sqrt2\\right\\}", True),  # expressions
+    ("2 and 4", "\\{2, 3\\}", False),  # one of them wrong
+    ("2", "\\{2, 3\\}", False),  # one of them missing
+]
+
+SEMICOLON_TUPLES = [
+    ("(1; 2; 3)", "(1,2,3)", True),  # semicolons between coordinates
+    ("(1; \\sqrt{2})", "\\left(1, \\sqrt2\\right)", True),  # with a radical
+    ("(2; 1)", "(1, 2)", False),  # order matters in a tuple
+    ("1; 2", "1, 2", True),  # a bare list with semicolons
+]
+
+CHOICE_LETTERS = [
+    ("C", "\\text{(C)}", True),  # the bare letter
+    ("\\text{(C)}", "C", True),  # the other way round
+    ("(C)", "\\textbf{(C)}", True),  # in parentheses, in bold
+    ("\\mathrm{(C)}", "(C)", True),  # in \\mathrm{}
+    ("(c)", "\\text{(C)}", True),  # lower case in parentheses
+    ("D", "\\text{(C)}", False),  # another letter
+    ("c", "C", False),  # a bare lower-case letter is a variable, not a choice
+]
+
+MATRICES = [
+    ("\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", True),  # bmatrix
+    ("\\left[\\begin{matrix} 1 & 2 \\\\ 3 & 4 \\end{matrix}\\right]", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", True),  # matrix in brackets
+    ("\\begin{bmatrix} \\frac{1}{2} \\\\ \\sqrt{2} \\end{bmatrix}", "\\begin{pmatrix} 0.5 \\\\ \\sqrt2 \\end{pmatrix}", True),  # cells equal
+    ("\\begin{bmatrix} 1 & 2 \\\\ 3 & 5 \\end{bmatrix}", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", False),  # a cell wrong
+    ("\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", False),  # transposed
+    ("(1, 2)", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),  # a tuple is not a column vector
+]
+
+SUMS_AND_RADICALS = [
+    ("b + a + c", "a + b + c", True),  # terms reordered
+    ("-\\sqrt{2} + 1", "1 - \\sqrt{2}", True),  # a negative term first
+    ("1 + x + x^2 + x^3", "x^3 + x^2 + x + 1", True),  # a polynomial reversed
+    ("\\sqrt{3 + 2\\sqrt{2}}", "1 + \\sqrt{2}", True),  # a nested radical denested
+    ("\\sqrt{7 - 4\\sqrt{3}}", "2 - \\sqrt{3}", True),  # another one
+    ("\\frac{1}{\\sqrt{2}}", "\\frac{\\sqrt{2}}{2}", True),  # a rationalised denominator
+    ("3\\sqrt{3}", "\\sqrt{27}", True),  # a factor taken out
+    ("\\sqrt{3 + 2\\sqrt{2}}", "1 + \\sqrt{3}", False),  # a wrong denesting
+]
+
+DECISIONS = [  # the ambiguous cases, decided once (verifier.py's docstring and README.md say the same)
+    ("1,000", "1000", True),  # digits grouped by three: a thousands separator
+    ("1,5", "1.5", False),  # a comma never marks decimals...
+    ("1,5", "1, 5", True),  # ...it separates answers
+    ("2, 1", "1, 2", True),  # a bare list is a set: order does not matter
+    ("34, 34", "34", True),  # nor do repeats
+    ("(1, 2)", "1, 2", False),  # a tuple is not a set
+    ("(1, 2)", "(2, 1)", False),  # a tuple's order matters
+    ("(1, 2)", "[1, 2]", False),  # an open interval is not a closed one
+    ("2\\frac{1}{2}", "2.5", True),  # an integer before a proper fraction: a mixed number
+    ("52", "52_8", True),  # a numeral without its base subscript, read in that base
+    ("20\\%", "0.2", True),  # a percentage equals its value...
+    ("20\\%", "20", True),  # ...and its number
+    ("x = 5", "5", True),  # a label is decoration
+    ("x = 5", "y = 5", False),  # but not another variable's
+    ("3.14159265358979", "\\pi", True),  # a decimal equals an irrational when it agrees to 12 places
+]
+
+CATEGORY_TABLES = {
+    "equations": EQUATIONS,
+    "cfrac": CFRACS,
+    "units and words": UNITS_AND_WORDS,
+    "approximations": APPROXIMATIONS,
+    "several answers": SEVERAL_ANSWERS,
+    "semicolon tuples": SEMICOLON_TUPLES,
+    "choice letters": CHOICE_LETTERS,
+    "matrices": MATRICES,
+    "sums and radicals": SUMS_AND_RADICALS,
+    "decisions": DECISIONS,
+}
+
+
+@pytest.mark.usefixtures("generous_deadline")
+@pytest.mark.parametrize("pred, gold", WRONG_ANSWERS_PAID)
+def test_wrong_answers_are_never_paid(pred, gold):
+    assert is_correct(respond(pred), gold) is False
+    assert check_answer(completions=[respond(pred)], answer=[gold])[0] != rewards.ANSWER_CORRECT
+
+
+@pytest.mark.usefixtures("generous_deadline")
+@pytest.mark.parametrize("pred, gold", RIGHT_ANSWERS_REFUSED)
+def test_right_answers_are_recognised(pred, gold):
+    assert is_correct(respond(pred), gold) is True
+
+
+@pytest.mark.usefixtures("generous_deadline")
+@pytest.mark.parametrize(
+    "category, pred, gold, equal",
+    [(name, *case) for name, table in CATEGORY_TABLES.items() for case in table],
+)
+def test_answer_categories(category, pred, gold, equal):
+    assert is_correct(respond(pred), gold) is equal
+
+
+@pytest.mark.usefixtures("generous_deadline")
+@pytest.mark.parametrize("form", ["bare", "inline math", "boxed"])
+def test_every_math500_reference_equals_itself(form):
+    refused = [ref for ref in REFERENCES for kind, text in variants(ref) if kind == form and not is_correct(respond(text), ref)]
+    assert len(REFERENCES) == 500 and refused == []
+
+
+@pytest.mark.usefixtures("generous_deadline")
+def test_math500_references_equal_their_harmless_rewritings():
+    """Spacing, \\dfrac/\\cfrac, \\left(, \\!, {,}, reordered sums and lists, equations turned round, bmatrix."""
+    pairs = [(text, ref, kind) for ref in REFERENCES for kind, text in variants(ref)]
+    refused = [(kind, text, ref) for text, ref, kind in pairs if not is_correct(respond(text), ref)]
+    assert len(pairs) > 1500
+    assert 1 - len(refused) / len(pairs) >= 0.99, refused
+    assert refused == []  # all of them today; the 99 % line above is the issue's target
+
+
+@pytest.mark.usefixtures("generous_deadline")
+def test_math500_wrong_copies_are_refused():
+    """A digit changed, a variable dropped, a letter added, a base changed: never equal."""
+    copies = [(text, ref, kind) for ref in REFERENCES for kind, text in wrong_copies(ref)]
+    kinds = {kind for *_, kind in copies}
+    assert kinds == {"digit changed", "variable dropped", "letter added", "base changed"} and len(copies) > 1000
+    accepted = [(kind, text, ref) for text, ref, kind in copies if is_correct(respond(text), ref)]
+    assert accepted == []
+
+
+@pytest.mark.usefixtures("generous_deadline")
+def test_check_numbers_agrees_with_is_correct_on_math500():
+    """A number check_numbers calls equal, is_correct calls equal (one rule for units, labels, percent)."""
+    numeric = [ref for ref in REFERENCES if rewards.parse_number(ref) is not None]
+    for ref in numeric:
+        for _, text in variants(ref) + wrong_copies(ref) + [("", "x = " + ref), ("", ref + " cm"), ("", ref + "x")]:
+            if check_numbers(completions=[respond(text)], answer=[ref])[0] == rewards.NUMBER_EQUAL:
+                assert is_correct(respond(text), ref), (text, ref)
+
+
+numbers = st.one_of(
+    st.integers(-10_000, 10_000).map(str),
+    st.fractions(max_denominator=50).map(lambda f: f"\\frac{{{f.numerator}}}{{{f.denominator}}}"),
+    st.decimals(-1000, 1000, places=3, allow_nan=False, allow_infinity=False).map(str),
+)
+decorations = st.sampled_from(["@", "$@$", "\\boxed{@}", "x = @", "@ cm", "@\\%", "@x", "@, 7", "@ \\text{ apples}", "\\$ @"])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=numbers, reference=numbers, decoration=decorations)
+def test_property_check_numbers_equal_implies_is_correct(value, reference, decoration):
+    text = respond(decoration.replace("@", value))
+    if check_numbers(completions=[text], answer=[reference])[0] == rewards.NUMBER_EQUAL:
+        assert is_correct(text, reference)
+
+
+# ----------------------------------------------------------------------------- the worker process
+# math-verify runs in a child process with a deadline: these tests keep the real deadline.
+SYMBOLIC = ("\\sqrt{8}", "2\\sqrt{2}")  # a pair only math-verify can judge
+
+
+def test_symbolic_judgement_returns_by_its_deadline_and_counts_the_timeout():
+    verifier.start()
+    proc = verifier._WORKER._proc
+    before = verifier.stats()["timeouts"]
+    os.kill(proc.pid, signal.SIGSTOP)  # a worker that cannot answer in time
+    try:
+        start = time.perf_counter()
+        verdict = verifier.answers_equal("\\sqrt{12} + \\sqrt{75}", "7\\sqrt{3}")  # equal, but no verdict in time
+        elapsed = time.perf_counter() - start
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert verdict is False and verifier.stats()["timeouts"] == before + 1  # judged wrong, and counted
+    assert verifier.SYMBOLIC_DEADLINE_S <= elapsed < verifier.SYMBOLIC_DEADLINE_S + 0.1  # + scheduling noise
+
+
+@pytest.mark.usefixtures("generous_deadline")
+def test_worker_restarts_after_it_dies():
+    assert verifier.answers_equal(*SYMBOLIC)
+    pid, restarts = verifier._WORKER._proc.pid, verifier.stats()["restarts"]
+    os.kill(pid, signal.SIGKILL)
+    assert verifier.answers_equal("\\sqrt{18}", "3\\sqrt{2}")  # a new worker answers
+    assert verifier._WORKER._proc.pid != pid and verifier.stats()["restarts"] == restarts + 1
+
+
+def test_stuck_worker_is_killed_and_replaced(monkeypatch):
+    """A judgement stuck in C code ignores the worker's own alarm: the caller kills the worker."""
+    verifier.start()
+    proc = verifier._WORKER._proc
+    monkeypatch.setattr(verifier, "SYMBOLIC_GRACE_S", 0.2)
+    os.kill(proc.pid, signal.SIGSTOP)  # stands for a hang the worker cannot interrupt
+    try:
+        start = time.perf_counter()
+        assert verifier.answers_equal("\\sqrt{20}", "2\\sqrt{5}") is False  # no answer in time
+        assert time.perf_counter() - start < 0.5
+        time.sleep(verifier.SYMBOLIC_JOB_LIMIT_S + 0.3)
+        monkeypatch.setattr(verifier, "SYMBOLIC_DEADLINE_S", 5.0)
+        assert verifier.answers_equal("\\sqrt{20}", "2\\sqrt{5}")  # the stuck worker was killed, a new one judged
+        assert proc.poll() is not None and verifier._WORKER._proc is not proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.usefixtures("generous_deadline")
+def test_worker_thread_gets_the_same_verdicts():
+    cases = [(text, ref) for ref in REFERENCES[:60] for _, text in variants(ref) + wrong_copies(ref)]
+    main = [verifier.answers_equal(p, g) for p, g in cases]
+    verifier.clear_caches()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        threaded = list(pool.map(lambda c: verifier.answers_equal(*c), cases))
+    assert threaded == main
+
+
+def _judge_in_child(pair):
+    return verifier.answers_equal(*pair), verifier._WORKER._proc.pid
+
+
+@pytest.mark.usefixtures("generous_deadline")
+def test_forked_process_starts_its_own_worker():
+    assert verifier.answers_equal(*SYMBOLIC)
+    parent_worker = verifier._WORKER._proc.pid
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        verdict, child_worker = pool.apply(_judge_in_child, (("\\sqrt{18}", "3\\sqrt{2}"),))
+    assert verdict and child_worker != parent_worker
+    assert verifier._WORKER._proc.pid == parent_worker and verifier._WORKER._proc.poll() is None
+    assert verifier.answers_equal("\\sqrt{50}", "5\\sqrt{2}")  # the parent's worker still answers
+
+
+@pytest.mark.parametrize("ending", ["return", "SIGKILL"])
+def test_no_worker_outlives_its_process(ending):
+    code = (
+        "import os, signal, sys, verifier\n"
+        "assert verifier.answers_equal('\\\\sqrt{8}', '2\\\\sqrt{2}') or True\n"
+        "print(verifier._WORKER._proc.pid, flush=True)\n"
+        f"{'os.kill(os.getpid(), signal.SIGKILL)' if ending == 'SIGKILL' else 'sys.exit(0)'}\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(verifier.__file__).parent, capture_output=True, text=True, timeout=60)
+    worker = int(result.stdout.split()[0])
+    for _ in range(50):  # the worker exits when its input closes
+        if not Path(f"/proc/{worker}").exists() or "Z" in Path(f"/proc/{worker}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail(f"worker {worker} outlived its parent ({ending})")
+
+
+def test_verifier_unavailable_means_wrong_not_a_crash(monkeypatch):
+    """No worker (math-verify missing, no subprocesses): symbolic answers are wrong, numbers still judged."""
+    verifier.stop()
+    monkeypatch.setattr(verifier._WORKER, "_retry_at", time.monotonic() + 60)
+    monkeypatch.setattr(verifier._WORKER, "_started_ever", True)
+    monkeypatch.setattr(verifier.subprocess, "Popen", lambda *a, **k: (_ for _ in ()).throw(OSError("no")))
+    assert verifier.answers_equal("\\sqrt{27}", "3\\sqrt{3}") is False
+    assert verifier.answers_equal("\\frac{1}{2}", "0.5") is True
+    assert check_answer(completions=[respond("\\sqrt{27}")], answer=["3\\sqrt{3}"]) == [rewards.ANSWER_NOT_A_NUMBER]
 
 
 # ----------------------------------------------------------------------------- hostile input
