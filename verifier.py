@@ -4,47 +4,52 @@
     (True, False)
 
 A wrong verdict is a wrong training signal, and a wrong answer that is paid is the worse of the two
-(GRPO learns to exploit it). So every rule below refuses when in doubt.
+(GRPO learns to exploit it), so every rule below refuses when in doubt. README.md ("Rewards") has the
+same rules as a table; tests/test_rewards.py has a table of cases for each.
 
-What counts as equal (README.md, section "Rewards", has the same table):
-
-1. Cleaning removes only what cannot change a value, from a closed list: `$...$`, `\\boxed{}`, spacing
-   (`\\!`, `\\,`, `~`, `\\quad`), `\\left`/`\\right`, `\\dfrac`/`\\cfrac` -> `\\frac`, `bmatrix` -> `pmatrix`,
-   `{,}`, a `\\text{}` around the whole answer, a full stop, what follows `\\approx`, and the units in
-   UNITS (`cm`, `\\text{ inches}^2`, `\\$`, `^\\circ`, `\\%`, `pct`, ...). Never "any trailing word":
-   `6 - 5i`, `2k` and `3+2x` keep their letters.
-2. A unit may be left out, not changed: `15\\text{ cm}^2` equals `15`, not `15\\text{ cm}^3` or `15 m^2`.
-   The percent sign is a unit too: `50\\%` equals `50`, not `0.5`. Degrees are not radians.
-3. Plain numbers are compared exactly as fractions: `0.5` = `1/2` = `\\frac12`, `1,000` = `1000`,
-   `0.33` != `\\frac13`, `2\\frac{1}{2}` is the mixed number 2.5.
-4. A comma never marks decimals. `1,5` is the list 1 and 5; digits grouped by three (`10,080`,
+1. Cleaning removes only what cannot change a value, from closed lists: `$...$`, `\\boxed{}` (several
+   boxes are several answers), spacing (`\\!`, `\\,`, `~`, `\\quad`), `\\left`/`\\right`,
+   `\\dfrac`/`\\cfrac` -> `\\frac`, `bmatrix` -> `pmatrix`, `{,}`, a `\\text{}` around the whole
+   answer, a full stop, what follows `\\approx`, and the units in UNITS. Never "any trailing word":
+   `6 - 5i`, `2k` and `3+2x` keep their letters, and `5 apples` is not 5.
+2. A unit may be left out, not changed: `15\\text{ cm}^2` equals `15`, not `15\\text{ cm}^3` or
+   `15 m^2`; `90^\\circ` equals `90`, not `\\pi/2`. A percentage may be read either way:
+   `20\\%` equals `20` and `0.2`.
+3. Plain numbers are compared exactly, as fractions: `0.5` = `1/2` = `\\frac12`, `0.33` != `\\frac13`,
+   `2\\frac{1}{2}` is the mixed number 2.5.
+4. A comma never marks decimals: `1,5` is the list 1 and 5; digits grouped by three (`10,080`,
    `10{,}080`, `10,\\!080`) are one number.
-5. A bare list (`1, -2`, `1 and -2`, `\\{1, -2\\}`, several boxes, `;` for `,`) is a set: order and
-   repeats do not matter, so a hedge `34 or 35` equals neither 34 nor 35. A bracketed list is a tuple
-   or an interval: `(1, 2)` != `(2, 1)`, `(1, 2)` != `[1, 2]`, and a set never equals a tuple.
-6. A number written in a base (`52_8`, `4210_{5}`) equals the same digits in the same base, with or
-   without the subscript, never another base and never its decimal value (`42` != `52_8`).
-7. `x = 5` equals `5`; `x = 5` != `y = 5`; a relation in the answer to a question whose reference is
-   not one (`x + 1 = 34` for `34`) is wrong. Equations equal up to rearrangement or a nonzero factor
-   (`y = 2x + 3`, `2x - y + 3 = 0`, `2y = 4x + 6`) are equal.
-8. Multiple-choice letters: `(C)`, `\\text{(C)}`, `C` and `(c)` are the same choice. Words
-   (`\\text{Evelyn}`) compare without case.
-9. Anything else (radicals, pi, complex numbers with `i`, polynomials, intervals, matrices, sets of
-   expressions) is judged by math-verify: symbolic equality, or numeric agreement to 12 decimal places
-   when one side is a decimal (so `3.14159` != `\\pi`).
+5. A bare list (`1, -2`, `1 and -2`, `1; -2`, `\\{1, -2\\}`, several boxes, `1 \\pm \\sqrt2`) is a set:
+   order and repeats do not matter, so the hedge `34 or 35` equals neither 34 nor 35. A bracketed list
+   is a tuple or an interval (`;` or `,` inside): `(1, 2)` != `(2, 1)`, `(1, 2)` != `[1, 2]`, and a set
+   never equals a tuple. Matrices are equal cell by cell.
+6. A number in a base (`52_8`, `4210_{5}`) equals the same digits in the same base, with or without the
+   subscript; never another base, never its decimal value (`42` != `52_8`).
+7. `x = 5` equals `5` and `x \\in [1, 2]` equals `[1, 2]`, but `x = 5` != `y = 5`. A relation answering a
+   reference that is not one is wrong (`x + 1 = 34` for `34`). Equations equal up to rearrangement or a
+   nonzero factor are equal (`y = 2x + 3`, `2x - y + 3 = 0`, `2y = 4x + 6`).
+8. Choice letters: `(C)`, `\\text{(C)}`, `C` and `(c)` are the same choice. Words (`\\text{Evelyn}`)
+   compare without case.
+9. Anything else (radicals, pi, complex numbers with `i`, polynomials, equations, the elements of sets,
+   tuples and matrices) is judged by math-verify: symbolic equality, or agreement to FLOAT_ROUNDING
+   decimal places when one side is a decimal (`3.14159` != `\\pi`).
 
 How a judgement is made and bounded:
 
-- Items 1-8 are judged here, in microseconds, with regexes and fractions.
-- math-verify (sympy) runs in a persistent worker process (`python verifier.py --serve`), started on
-  the first symbolic judgement, warm from then on, with a hard deadline (SYMBOLIC_DEADLINE_S) per
-  judgement: past it the answer is judged wrong and the timeout is counted (`stats()`). A judgement
-  still running SYMBOLIC_GRACE_S later gets the worker killed and restarted. The worker keeps each
-  answer's parse (so a reference is parsed once for a whole group and all four rewards), and this
-  process keeps each verdict. Inputs that make sympy build huge numbers (power towers, big factorials,
-  1e100000) are refused before they reach it, so the deadline is a backstop, not the everyday bound.
-- The worker's signal-based timeouts work because it runs math-verify in its own main thread; the
-  caller may be any thread. One lock serialises callers (one worker, one core's worth of sympy).
+- Rules 1-8 run here, in microseconds: regexes, fractions, and the structure of lists, tuples and
+  matrices, which are split here and compared element by element (math-verify's LaTeX grammar takes
+  50 ms to a second to parse a bracketed list, a few ms per element).
+- math-verify runs in one persistent worker process (`python verifier.py --serve`), started on the
+  first answer that needs it (about a second, once), warm from then on. Each answers_equal call may
+  use SYMBOLIC_DEADLINE_S of the worker's time; past it the answer is judged wrong and the timeout is
+  counted (`stats()`). A judgement may finish late (up to SYMBOLIC_JOB_LIMIT_S) and its verdict is kept
+  for the next time; a worker still busy SYMBOLIC_GRACE_S after that is killed and restarted. Inputs
+  that make sympy build huge numbers (power towers, big factorials, 1e100000) never reach it.
+- The worker keeps each answer's parse and this process keeps each verdict, so a reference is parsed
+  once for a whole group and all four rewards. Callers in any thread share the worker through a lock;
+  a forked child starts its own; the worker exits with its parent. On a 2-core machine it costs about
+  70 MB of memory and CPU only while it judges (the caller waits meanwhile): it does not run beside
+  training, except for its start and a second of warm-up parsing when it is idle after a start.
 """
 
 from __future__ import annotations
@@ -218,6 +223,7 @@ _BRACKETED_MATRIX = re.compile(
 _WRAPPER = re.compile(
     r"\\(?:text|textbf|textit|textrm|textnormal|textsf|mathrm|mathbf|mathit|mathsf|mbox|emph|rm)\s*\{"
 )
+_INNER_SPACE = re.compile(r"(?<=[(\[])\s+|\s+(?=[)\]])")  # "( 3, 4 )" -> "(3, 4)"
 _APPROX = re.compile(r"\\approx|\\simeq|\\sim\b|\\doteq")
 _SEPARATOR_WORDS = re.compile(r"\\text\s*\{\s*(?:,?\s*(?:and|or)\s*|,)\}|,?\s*\b(?:and|or)\b\s*")
 _LABEL = re.compile(r"^(?P<var>[A-Za-z](?:_\{?[A-Za-z0-9]{1,3}\}?)?)\s*(?:=|\\in\b)\s*(?P<rest>[^=]+)$")
@@ -452,7 +458,7 @@ def clean(answer: str) -> str:
     """The answer as the verifier reads it (decorations, box and unit removed), for display and tests.
 
     >>> clean("$\\\\boxed{90^\\\\circ}$"), clean("\\\\$32,\\\\!348"), clean("\\\\left( 3, \\\\dfrac{\\\\pi}{2} \\\\right)")
-    ('90', '32348', '(3, \\\\frac{\\\\pi}{2})')
+    ('90', '32,348', '(3, \\\\frac{\\\\pi}{2})')
     """
     return _classify(answer).text if isinstance(answer, str) else ""
 
@@ -485,7 +491,7 @@ def _classify(raw: str) -> _Answer:
         s = _SEPARATOR_WORDS.sub(", ", s).strip(" ,")
     s, unit = _strip_unit(s.rstrip(".").strip())
     s, inner_text = _unwrap(s)
-    s = re.sub(r"\s+", " ", s).strip()
+    s = _INNER_SPACE.sub("", re.sub(r"\s+", " ", s)).strip()
     if unit == "conflict" or not s or _MALFORMED.search(s):
         return _INVALID
     return _classify_clean(s, unit, was_text or inner_text)
