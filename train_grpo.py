@@ -122,10 +122,11 @@ TEMPERATURE = 1.0
 MIN_P = 0.1
 TOP_P = 1.0
 BETA = 0.0  # KL penalty to the base model; 0 keeps no reference model (TRL 1.x default)
-LOSS_TYPE = "dapo"  # grpo | dr_grpo | dapo | bnpo; dapo normalises by all tokens of the batch (TRL 1.x default)
+LOSS_TYPE = "dapo"  # grpo | dr_grpo | dapo | bnpo | ... (TRL 1.15); dapo: loss over all tokens of the batch
 EPSILON = 0.2  # PPO-style clipping of the probability ratio, lower side (TRL default)
 EPSILON_HIGH = 0.0  # upper side; 0 = EPSILON. DAPO's "clip higher" uses 0.28
 MASK_TRUNCATED_COMPLETIONS = False  # True: completions cut at the length limit get no loss (DAPO)
+SCALE_REWARDS = "group"  # advantages divided by the group's std | batch | none (Dr. GRPO's choice)
 REWARD_WEIGHTS = ""  # comma-separated, one per reward in rewards.REWARD_FUNCS; empty = equal
 VLLM_MODE = "colocate"  # transformers backend: colocate (same GPU) | server (trl vllm-serve elsewhere)
 VLLM_SERVER_URL = ""  # server mode: e.g. http://10.0.0.2:8000 (default: localhost:8000)

@@ -103,7 +103,8 @@ CHOICES = {
     "if_finished": ("refuse", "new"),
     "vllm_mode": ("colocate", "server"),
     "export": ("adapter", "merged", "gguf"),
-    "loss_type": ("grpo", "dr_grpo", "dapo", "bnpo"),
+    "loss_type": ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"),  # TRL 1.15's
+    "scale_rewards": ("group", "batch", "none"),
 }
 POSITIVE = ("max_steps", "max_seq_length", "lora_rank", "eval_max_new_tokens", "save_steps", "eval_batch_size")
 NOT_NEGATIVE = (

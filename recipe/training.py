@@ -1,7 +1,11 @@
 """The trainers' configurations: the recipe's values, translated to TRL 1.15 and to this machine.
 
-Both backends get the same objective, spelled out (loss type, clipping, truncation masking, KL), because
-Unsloth's GRPOConfig fills in its own choices for some fields it is not given.
+Both backends get the same objective, spelled out (loss type, clipping, truncation masking, KL, reward
+scaling), because Unsloth's patched GRPOConfig fills in its own choices for fields it is not given or
+that are None: with an explicit loss_type="dapo" it would turn on mask_truncated_completions and set
+epsilon_high=0.28 (unsloth 2026.10.7, unsloth/models/rl.py; docs/gpu-path.md). The one field left to
+each library is vllm_importance_sampling_correction (TRL: on; Unsloth: off for its own vLLM engine); it
+only acts when vLLM generates, and config.json records it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ OBJECTIVE_FIELDS = (
     "loss_type", "beta", "epsilon", "epsilon_high", "mask_truncated_completions", "scale_rewards",
     "num_generations", "max_completion_length", "temperature", "top_p", "top_k", "min_p",
     "repetition_penalty", "reward_weights", "learning_rate", "per_device_train_batch_size",
-    "gradient_accumulation_steps", "max_steps", "use_vllm",
+    "gradient_accumulation_steps", "max_steps", "use_vllm", "vllm_importance_sampling_correction",
 )  # fmt: skip
 
 
@@ -40,6 +44,7 @@ def sft_config(settings: dict, output_dir: Path):
         optim=optimizer_name(settings["optimizer"]),
         logging_steps=1,
         save_strategy="no",
+        logging_nan_inf_filter=False,  # log a NaN loss as NaN, so the divergence guard sees it
         report_to=settings["report_to"],
         seed=settings["seed"],
         max_length=settings["max_seq_length"],
@@ -98,8 +103,10 @@ def grpo_config(settings: dict, output_dir: Path, backend: str, max_completion_l
         beta=settings["beta"],
         loss_type=settings["loss_type"],
         epsilon=settings["epsilon"],
-        epsilon_high=settings["epsilon_high"] or settings["epsilon"],
+        epsilon_high=settings["epsilon_high"] or settings["epsilon"],  # never None: Unsloth reads None as 0.28
         mask_truncated_completions=settings["mask_truncated_completions"],
+        scale_rewards=settings["scale_rewards"],  # stated: Unsloth would change it for dr_grpo
+        logging_nan_inf_filter=False,  # log a NaN loss as NaN, so the divergence guard sees it
         reward_weights=reward_weights(settings["reward_weights"], [f.__name__ for f in REWARD_FUNCS]),
         report_to=settings["report_to"],
         seed=settings["seed"],

@@ -86,7 +86,7 @@ def test_defaults_are_the_recipe():
         ({"max_steps": 0}, "--max-steps must be positive"),
         ({"backend": "jax"}, "--backend must be auto, unsloth or transformers"),
         ({"export": "onnx"}, "--export must be adapter, merged or gguf"),
-        ({"loss_type": "ppo"}, "--loss-type must be grpo, dr_grpo, dapo or bnpo"),
+        ({"loss_type": "ppo"}, "--loss-type must be grpo, dr_grpo, dapo, bnpo, cispo, sapo, luspo or vespo"),
         ({"gpu_memory_utilization": 1.5}, "--gpu-memory-utilization must be between 0 and 1"),
         ({"colocate_vllm_memory": 0}, "--colocate-vllm-memory must be between 0 and 1"),
         ({"epsilon_high": 0.1}, "--epsilon-high (0.1) must be 0 (same as --epsilon) or at least --epsilon"),

@@ -1,0 +1,217 @@
+"""The real pinned Unsloth (2026.10.7) on CPU: the trainer classes a GPU user actually runs.
+
+Runs only in CI's Unsloth stage (`bash .ci/run`), in a venv of its own with requirements-unsloth-cpu.txt,
+as `UNSLOTH_STAGE=1 pytest tests/test_unsloth_cpu.py`: importing Unsloth patches transformers and TRL for
+the whole process, so it must not share a process with the other tests. Elsewhere it is skipped.
+
+What runs for real: `import unsloth` before trl (through recipe.models.choose_backend), Unsloth's own
+PatchFastRL, its generated UnslothGRPOConfig / UnslothGRPOTrainer / UnslothSFTTrainer built from the
+project's own sft_config() and grpo_config(), a few training steps of each with the project's four
+rewards, and Unsloth's save_pretrained_merged. What is replaced to run without a GPU, as little as
+possible, and why:
+  - UNSLOTH_ALLOW_CPU=1, or `import unsloth` raises NotImplementedError without an accelerator; that
+    same switch makes it skip patching TRL, so PatchFastRL() is called once with the switch off.
+  - the model is loaded with transformers + PEFT (recipe.models.load_model), not FastLanguageModel:
+    from_pretrained needs torch.cuda.get_device_properties, and use_gradient_checkpointing="unsloth"
+    pinned memory. Unsloth's for_training / for_inference, which get_peft_model binds and its trainer
+    calls, are bound by hand.
+  - torch.cuda.get_device_name answers "cpu" during save_pretrained_merged (a Tesla T4 check there).
+  - use_cpu, fp32 and torch AdamW, as recipe.models.precision() and optimizer_name() choose on CPU.
+Unsloth's trainers compute log-probs with their own code, so TRL's Triton kernel needs no stand-in here.
+"""
+
+import contextlib
+import functools
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+if os.environ.get("UNSLOTH_STAGE") != "1":
+    pytest.skip(
+        "Unsloth stage: runs alone in its own venv (bash .ci/run, or UNSLOTH_STAGE=1 pytest tests/test_unsloth_cpu.py "
+        "after pip install --no-deps -r requirements-unsloth-cpu.txt)",
+        allow_module_level=True,
+    )
+if importlib.util.find_spec("unsloth") is None:
+    raise RuntimeError(
+        "UNSLOTH_STAGE=1 but unsloth is not installed: pip install --no-deps -r requirements-unsloth-cpu.txt"
+    )
+
+os.environ["UNSLOTH_ALLOW_CPU"] = "1"
+from conftest import QUICK, ROOT, SMOKE_PRIMER, SMOKE_TASK  # noqa: E402
+
+import train_grpo  # noqa: E402
+from recipe import models  # noqa: E402
+from recipe.settings import parse_settings  # noqa: E402
+from recipe.smoke import SMOKE_SETTINGS, build_smoke_model  # noqa: E402
+from recipe.training import OBJECTIVE_FIELDS, effective_objective, grpo_config, sft_config  # noqa: E402
+from rewards import REWARD_FUNCS  # noqa: E402
+
+SETTINGS = parse_settings(["--smoke", *QUICK], train_grpo.DEFAULTS, SMOKE_SETTINGS)
+
+
+class ImportOrder:
+    """A meta-path finder that only records the order in which top-level packages are first imported."""
+
+    def __init__(self):
+        self.names: list[str] = []
+
+    def find_spec(self, name, path=None, target=None):
+        if "." not in name and name not in self.names:
+            self.names.append(name)
+        return None
+
+
+IMPORTS = ImportOrder()
+
+
+@pytest.fixture(scope="module")
+def patched_trl():
+    """Unsloth imported the project's way, then its TRL patch applied as it is on a GPU."""
+    assert not {"unsloth", "trl", "transformers", "peft"} & set(sys.modules)
+    real = models.cuda_available
+    models.cuda_available = lambda: (True, "")  # let choose_backend pick Unsloth, as it does on a GPU
+    sys.meta_path.insert(0, IMPORTS)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            assert models.choose_backend("auto", needs_gpu=True) == "unsloth"
+    finally:
+        sys.meta_path.remove(IMPORTS)
+        models.cuda_available = real
+    from unsloth.models import rl
+
+    os.environ["UNSLOTH_ALLOW_CPU"] = "0"
+    try:
+        rl.PatchFastRL()
+    finally:
+        os.environ["UNSLOTH_ALLOW_CPU"] = "1"
+    import trl
+
+    assert trl.GRPOTrainer.__name__ == "UnslothGRPOTrainer" and trl.SFTTrainer.__name__ == "UnslothSFTTrainer"
+    assert rl._is_unsloth_patched_config(trl.GRPOConfig)
+    return trl
+
+
+def test_unsloth_is_imported_before_trl_and_transformers(patched_trl):
+    order = IMPORTS.names
+    assert order.index("unsloth") < min(order.index("trl"), order.index("transformers"), order.index("peft")), order
+
+
+def test_unsloth_config_trains_the_same_objective_as_the_plain_backend(patched_trl, tmp_path):
+    """grpo_config(backend="unsloth") through Unsloth's patched class holds the same objective and sampling
+    as grpo_config(backend="transformers") through stock TRL in a process that never imports Unsloth."""
+    settings = dict(train_grpo.DEFAULTS, smoke=False, fast_inference=False)  # the recipe's own values
+    unsloth_config = grpo_config(settings, tmp_path / "u", "unsloth", max_completion_length=1846)
+    assert type(unsloth_config).__mro__[1].__module__ == "trl.trainer.grpo_config"  # the patched subclass
+    code = (
+        "import json, sys; sys.modules['unsloth'] = None\n"
+        "import train_grpo\nfrom recipe.training import effective_objective, grpo_config\n"
+        "s = dict(train_grpo.DEFAULTS, smoke=False, fast_inference=False)\n"
+        f"print('@@' + json.dumps(effective_objective(grpo_config(s, {str(tmp_path / 'p')!r}, 'transformers', 1846))))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "UNSLOTH_ALLOW_CPU"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    line = [x for x in result.stdout.splitlines() if x.startswith("@@")]
+    assert line, result.stderr[-3000:]
+    plain = json.loads(line[0][2:])
+    unsloth = json.loads(json.dumps(effective_objective(unsloth_config)))
+    differ = {k: (plain[k], unsloth[k]) for k in OBJECTIVE_FIELDS if plain[k] != unsloth[k]}
+    # Only with vLLM generating, which needs a GPU: Unsloth keeps its own default for its own engine.
+    differ.pop("vllm_importance_sampling_correction", None)
+    assert not differ, f"plain vs Unsloth: {differ}"
+    assert (unsloth["loss_type"], unsloth["mask_truncated_completions"], unsloth["epsilon_high"]) == (
+        "dapo",
+        False,
+        0.2,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, patched_trl):
+    folder = tmp_path_factory.mktemp("unsloth") / "base_model"
+    settings = dict(SETTINGS, model_name=build_smoke_model(folder, [str(SMOKE_TASK), str(SMOKE_PRIMER)], 3407))
+    tokenizer = models.load_tokenizer(settings["model_name"])
+    model, tokenizer = models.load_model(settings, "transformers", tokenizer)
+    from unsloth.models.llama import FastLlamaModel
+
+    model.for_training = functools.partial(FastLlamaModel.for_training, model)  # what get_peft_model binds
+    model.for_inference = functools.partial(FastLlamaModel.for_inference, model)
+    return settings, model, tokenizer
+
+
+def lora_weights(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+
+
+def changed(before, model):
+    return [n for n, p in model.named_parameters() if n in before and not (p.detach() == before[n]).all()]
+
+
+def test_unsloth_sft_trainer_primes_the_lora(tiny, patched_trl, tmp_path):
+    from recipe.data import build_priming_rows, load_table
+
+    settings, model, tokenizer = tiny
+    columns = ("problem", "generated_solution", "expected_answer")
+    rows = build_priming_rows(load_table(str(SMOKE_PRIMER)), columns, tokenizer, 128, max_rows=4)
+    before = lora_weights(model)
+    trainer = patched_trl.SFTTrainer(
+        model=model, args=sft_config(settings, tmp_path), train_dataset=rows, processing_class=tokenizer
+    )
+    assert type(trainer).__name__ == "UnslothSFTTrainer"
+    trainer.train()
+    assert trainer.state.global_step == 4 and changed(before, model)
+
+
+def test_unsloth_grpo_trainer_trains_on_the_four_rewards(tiny, patched_trl, tmp_path):
+    from recipe.data import build_prompts, load_table
+
+    settings, model, tokenizer = tiny
+    settings = dict(settings, max_steps=2)
+    problems = build_prompts(load_table(str(SMOKE_TASK)), "prompt", "solution").select(range(8))
+    before = lora_weights(model)
+    trainer = patched_trl.GRPOTrainer(
+        model=model,
+        reward_funcs=REWARD_FUNCS,
+        args=grpo_config(settings, tmp_path, "unsloth", max_completion_length=24),
+        train_dataset=problems,
+        processing_class=tokenizer,
+    )
+    assert type(trainer).__name__ == "UnslothGRPOTrainer"
+    assert (trainer.args.mask_truncated_completions, trainer.args.epsilon_high) == (False, settings["epsilon"])
+    trainer.train()
+    assert trainer.state.global_step == 2 and changed(before, model)
+    logged = trainer.state.log_history
+    for f in REWARD_FUNCS:
+        assert any(f"rewards/{f.__name__}/mean" in h for h in logged), f.__name__
+
+
+def test_unsloth_merged_export_answers_like_base_plus_adapter(tiny, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+    from unsloth.save import patch_saving_functions
+
+    settings, model, tokenizer = tiny
+    adapter = models.save_adapter(model, tokenizer, tmp_path / "adapter")
+    patch_saving_functions(model)  # what FastLanguageModel.get_peft_model does: binds save_pretrained_merged
+    model.eval()
+    ids = tokenizer("Which is the largest of 1, 5, 2, 3?", return_tensors="pt", add_special_tokens=False)
+    kwargs = dict(do_sample=False, max_new_tokens=16, pad_token_id=tokenizer.pad_token_id)
+    with torch.no_grad():
+        want = model.generate(**ids, **kwargs)
+    real, torch.cuda.get_device_name = torch.cuda.get_device_name, lambda *a, **k: "cpu"
+    try:
+        folder = models.export_model(
+            model, tokenizer, settings["model_name"], adapter, "merged", "unsloth", tmp_path / "m"
+        )
+    finally:
+        torch.cuda.get_device_name = real
+    merged = AutoModelForCausalLM.from_pretrained(str(folder))
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    with torch.no_grad():
+        assert torch.equal(merged.generate(**ids, **kwargs), want)
