@@ -295,8 +295,23 @@ def _unwrap(s: str) -> tuple[str, bool]:
         if match and _closing(s, match.end() - 1) == len(s) - 1:
             s, was_text = s[match.end() : -1].strip(), True
             continue
+        if s.startswith("(") and s.endswith(")") and _grouping(s) and not _CHOICE.fullmatch(s):
+            s = s[1:-1].strip()  # ((3)): parentheses around one answer group it, they add nothing
+            continue
         break
     return s, was_text
+
+
+def _grouping(s: str) -> bool:
+    """True when s is one pair of parentheses around something without a top-level comma or semicolon."""
+    depth = 0
+    for i, c in enumerate(s):
+        depth += (c in "([{") - (c in ")]}")
+        if depth == 0 and i < len(s) - 1:
+            return False
+        if depth == 1 and c in ",;":
+            return False
+    return True
 
 
 def _cut_approximation(s: str) -> str:
@@ -823,10 +838,13 @@ def _same_word(p: _Answer, g: _Answer) -> bool:
 
 
 def _based_equal(p: _Answer, g: _Answer) -> bool:
-    """52_8 equals 52_8, 52_{8} and bare 52; never 52_9 or 42. Bare digits are read in the other's base."""
+    """52_8 equals 52_8, 52_{8} and (the question named the base) bare 52; never 52_9 or 42. An answer
+    in a base other than ten never equals a reference written without one (52_8 is not 52)."""
     if p.kind == "based" and g.kind == "based":
         return p.based == g.based
-    based, other = (p, g) if p.kind == "based" else (g, p)
+    if p.kind == "based" and p.based[1] != 10:
+        return False
+    based, other = (g, p) if g.kind == "based" else (p, g)
     digits = other.body.replace(" ", "").upper().lstrip("0") or "0"
     return other.kind == "number" and other.label is None and digits == based.based[0]
 

@@ -356,6 +356,7 @@ WRONG_ANSWERS_PAID = [  # (answer, reference): each was accepted, or is the kind
     ("4210_{6}", "4210_{5}"),  # another base, in braces
     ("52_{10}", "52_8"),  # base ten written out
     ("42", "52_8"),  # the decimal value is not the base-8 numeral asked for
+    ("52_8", "52"),  # an octal numeral is not the decimal number with the same digits
     ("x + 1 = 34", "34"),  # an equation whose right side is the reference (math-verify reads it as 34)
     ("=5", "x=5"),  # a relation without its variable
     ("x \\in", "x \\in [-2,7]"),  # a relation without its set
@@ -503,6 +504,7 @@ DECISIONS = [  # the ambiguous cases, decided once (verifier.py's docstring and 
     ("(1, 2)", "[1, 2]", False),  # an open interval is not a closed one
     ("2\\frac{1}{2}", "2.5", True),  # an integer before a proper fraction: a mixed number
     ("52", "52_8", True),  # a numeral without its base subscript, read in that base
+    ("52_{10}", "52", True),  # base ten written out
     ("20\\%", "0.2", True),  # a percentage equals its value...
     ("20\\%", "20", True),  # ...and its number
     ("x = 5", "5", True),  # a label is decoration
