@@ -1,8 +1,9 @@
 """Verifiable rewards for GRPO on math problems: the tags, the system prompt, one answer checker.
 
 Everything here needs only the standard library and verifier.py (which runs math-verify in a worker
-process), so it can be tested on a laptop without torch. The same `is_correct` scores the answer reward during training and
-the accuracy in the evaluation, so the training signal and the reported number cannot drift apart.
+process), so it can be tested on a laptop without torch. The same `is_correct` scores the answer
+reward during training and the accuracy in the evaluation, so the training signal and the reported
+number cannot drift apart.
 
 A well-formed completion (the prompt already ends with REASONING_START) looks like:
 
@@ -11,8 +12,17 @@ A well-formed completion (the prompt already ends with REASONING_START) looks li
 Every reward follows TRL's contract: keyword arguments in (`completions`, the dataset's `answer`
 column, and whatever else the trainer passes, which is ignored), one float per completion out, and
 None where the reference answer is missing so the trainer skips that sample. No function raises or
-hangs on any model output: the verifier (verifier.py) judges numbers here and hands everything else
-to math-verify in a worker process with a deadline; see its docstring for what counts as equal.
+hangs on any model output: verifier.py judges numbers, lists, bases and letters in-process and hands
+everything else to math-verify in a worker process with a deadline (80 ms a call; a timeout is wrong).
+
+What counts as equal is in verifier.py's docstring and README.md. The ambiguous cases, decided once:
+- A comma never marks decimals: `1,5` is the list 1 and 5; `1,000` (groups of three) is a thousand.
+- A bare list (`1, 2`, `1 and 2`, several boxes) is a set, order and repeats free; a bracketed one is
+  a tuple or interval, order and brackets fixed; a set never equals a tuple (`1, 2` != `(1, 2)`).
+- `2\\frac{1}{2}` is the mixed number 2.5; `20\\%` equals both 20 and 0.2; a unit may be left out
+  but not changed; `52` equals `52_8` (read in the reference's base), `42` does not.
+- A wrong answer paid is worse than a right one refused: a word not in the closed list of units stays
+  (`34 apples` != 34), and an answer math-verify cannot judge in time is wrong.
 
     >>> answer = ["34"]
     >>> completions = [[{"role": "assistant", "content": "7*5-1 = 34<end_working_out><SOLUTION>34</SOLUTION>"}]]

@@ -218,7 +218,8 @@ _SIZING = re.compile(
 _FRACS = re.compile(r"\\[dtc]frac\b")
 _MATRIX = re.compile(r"\{[bB]matrix\}")
 _BRACKETED_MATRIX = re.compile(
-    r"^[(\[]\s*\\begin\s*\{(?:matrix|array)\}(?:\s*\{[lcr|]*\})?(?P<body>.*)\\end\s*\{(?:matrix|array)\}\s*[)\]]$", re.DOTALL
+    r"^[(\[]\s*\\begin\s*\{(?:matrix|array)\}(?:\s*\{[lcr|]*\})?(?P<body>.*)\\end\s*\{(?:matrix|array)\}\s*[)\]]$",
+    re.DOTALL,
 )
 _WRAPPER = re.compile(
     r"\\(?:text|textbf|textit|textrm|textnormal|textsf|mathrm|mathbf|mathit|mathsf|mbox|emph|rm)\s*\{"
@@ -237,7 +238,9 @@ _DECIMAL = re.compile(
 _PLAIN_INT = re.compile(rf"-?\d{{1,{MAX_DIGITS}}}")
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?!\d|,\d)")
 _SLASH = re.compile(rf"([+-]?\d{{1,{MAX_DIGITS}}})\s*/\s*(\d{{1,{MAX_DIGITS}}})")
-_FRAC_ARGS = re.compile(rf"\\frac\s*(?:\{{\s*(-?\d{{1,{MAX_DIGITS}}})\s*\}}|(\d))\s*(?:\{{\s*(\d{{1,{MAX_DIGITS}}})\s*\}}|(\d))")
+_FRAC_ARGS = re.compile(
+    rf"\\frac\s*(?:\{{\s*(-?\d{{1,{MAX_DIGITS}}})\s*\}}|(\d))\s*(?:\{{\s*(\d{{1,{MAX_DIGITS}}})\s*\}}|(\d))"
+)
 _SCIENTIFIC = re.compile(r"(?P<mantissa>.+?)\s*(?:\\times|\\cdot|\*)\s*10\s*\^\s*\{?\s*(?P<exp>[+-]?\d{1,3})\s*\}?")
 _BASED = re.compile(r"(?P<digits>[0-9A-Za-z]{1,40})_\s*\{?\s*(?:\\text\s*\{\s*)?(?P<base>\d{1,2})\s*\}?\s*\}?")
 _DIGIT_SUBSCRIPT = re.compile(r"[0-9]\s*_")
@@ -729,7 +732,11 @@ def _equal(p: _Answer, g: _Answer, budget: list) -> bool:
         return _based_equal(p, g)
     if "choice" in (p.kind, g.kind) or "word" in (p.kind, g.kind):
         return p.word is not None and p.word == g.word or _same_word(p, g)
-    if g.kind == "number" and p.kind == "expr" and (_HAS_LETTER.search(_COMMAND.sub(" ", p.body)) or not any(c.isdigit() or c == "\\" for c in p.body)):
+    if (
+        g.kind == "number"
+        and p.kind == "expr"
+        and (_HAS_LETTER.search(_COMMAND.sub(" ", p.body)) or not any(c.isdigit() or c == "\\" for c in p.body))
+    ):
         return False  # a rational number is not "x", "none", "34x" or "6 - 5i"
     if p.kind in _SEVERAL or g.kind in _SEVERAL:
         return _equal_structures(p, g, budget)
@@ -892,7 +899,9 @@ class _Worker:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         started = time.monotonic()
         try:
-            self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
+            self._proc = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True
+            )
         except OSError as error:
             _log.warning("verifier worker could not start (%s); symbolic answers are judged by text", error)
             self._retry_at = time.monotonic() + WORKER_RETRY_S
@@ -962,7 +971,10 @@ class _Worker:
                 died_at_start = not self._ready
                 self._kill()
                 if died_at_start:  # it cannot start (math-verify missing?): do not respawn on every call
-                    _log.warning("verifier worker exited at start; symbolic answers are judged by text for %.0f s", WORKER_RETRY_S)
+                    _log.warning(
+                        "verifier worker exited at start; symbolic answers are judged by text for %.0f s",
+                        WORKER_RETRY_S,
+                    )
                     self._retry_at = time.monotonic() + WORKER_RETRY_S
                 return None
             self._buffer += chunk
@@ -1305,7 +1317,9 @@ def main(argv=None) -> int:
         return 0
     if args.pred is None or args.gold is None:
         parser.error("give an answer and a reference: python verifier.py '1/2' '0.5'")
-    print(f"{clean(args.pred)!r} vs {clean(args.gold)!r}: {'equal' if answers_equal(args.pred, args.gold) else 'not equal'}")
+    print(
+        f"{clean(args.pred)!r} vs {clean(args.gold)!r}: {'equal' if answers_equal(args.pred, args.gold) else 'not equal'}"
+    )
     return 0
 
 

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import sys
 import threading
 import time

@@ -39,7 +39,6 @@ from rewards import (
     match_format_exactly,
 )
 
-
 MATH500 = Path(__file__).resolve().parent / "data" / "math500_answers.jsonl"  # copy of ../shared/data
 
 
@@ -389,11 +388,20 @@ RIGHT_ANSWERS_REFUSED = [  # (answer, reference): each was refused
     ("\\$18.90", "18.9"),  # cents written with two digits
     ("32348", "\\$32,\\!348"),  # currency, a thousands comma and a negative thin space
     ("11111111100", "11,\\! 111,\\! 111,\\! 100"),  # thin spaces with spaces after them
-    ("\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}", "\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}"),  # a matrix
-    ("\\begin{pmatrix} -\\frac13 \\\\ \\frac23 \\\\ \\frac53 \\end{pmatrix}", "\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}"),  # cells
+    (
+        "\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}",
+        "\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}",
+    ),  # a matrix
+    (
+        "\\begin{pmatrix} -\\frac13 \\\\ \\frac23 \\\\ \\frac53 \\end{pmatrix}",
+        "\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}",
+    ),  # cells
     ("-5i + 6", "6 - 5i"),  # a complex number with its terms swapped
     ("y = 3 + 2x", "y = 2x + 3"),  # a line with its terms swapped
-    ("\\left[ \\frac{\\pi^2}{8}, \\frac{5 \\pi^2}{4} \\right]", "[\\frac{\\pi^2}{8}, \\frac{5\\pi^2}{4}]"),  # a slow interval
+    (
+        "\\left[ \\frac{\\pi^2}{8}, \\frac{5 \\pi^2}{4} \\right]",
+        "[\\frac{\\pi^2}{8}, \\frac{5\\pi^2}{4}]",
+    ),  # a slow interval
     ("\\frac{270}{7}", "\\frac{270}7\\text{ degrees}"),  # a unit in words, a fraction without braces
     ("137.5", "137 \\frac{1}{2}"),  # a mixed number
     ("\\text{Evelyn}", "\\text{Evelyn}"),  # a name
@@ -474,11 +482,31 @@ CHOICE_LETTERS = [
 ]
 
 MATRICES = [
-    ("\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", True),  # bmatrix
-    ("\\left[\\begin{matrix} 1 & 2 \\\\ 3 & 4 \\end{matrix}\\right]", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", True),  # matrix in brackets
-    ("\\begin{bmatrix} \\frac{1}{2} \\\\ \\sqrt{2} \\end{bmatrix}", "\\begin{pmatrix} 0.5 \\\\ \\sqrt2 \\end{pmatrix}", True),  # cells equal
-    ("\\begin{bmatrix} 1 & 2 \\\\ 3 & 5 \\end{bmatrix}", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", False),  # a cell wrong
-    ("\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", False),  # transposed
+    (
+        "\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}",
+        "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+        True,
+    ),  # bmatrix
+    (
+        "\\left[\\begin{matrix} 1 & 2 \\\\ 3 & 4 \\end{matrix}\\right]",
+        "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+        True,
+    ),  # matrix in brackets
+    (
+        "\\begin{bmatrix} \\frac{1}{2} \\\\ \\sqrt{2} \\end{bmatrix}",
+        "\\begin{pmatrix} 0.5 \\\\ \\sqrt2 \\end{pmatrix}",
+        True,
+    ),  # cells equal
+    (
+        "\\begin{bmatrix} 1 & 2 \\\\ 3 & 5 \\end{bmatrix}",
+        "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+        False,
+    ),  # a cell wrong
+    (
+        "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}",
+        "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+        False,
+    ),  # transposed
     ("(1, 2)", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),  # a tuple is not a column vector
 ]
 
@@ -551,7 +579,9 @@ def test_answer_categories(category, pred, gold, equal):
 @pytest.mark.usefixtures("generous_deadline")
 @pytest.mark.parametrize("form", ["bare", "inline math", "boxed"])
 def test_every_math500_reference_equals_itself(form):
-    refused = [ref for ref in REFERENCES for kind, text in variants(ref) if kind == form and not is_correct(respond(text), ref)]
+    refused = [
+        ref for ref in REFERENCES for kind, text in variants(ref) if kind == form and not is_correct(respond(text), ref)
+    ]
     assert len(REFERENCES) == 500 and refused == []
 
 
@@ -590,7 +620,9 @@ numbers = st.one_of(
     st.fractions(max_denominator=50).map(lambda f: f"\\frac{{{f.numerator}}}{{{f.denominator}}}"),
     st.decimals(-1000, 1000, places=3, allow_nan=False, allow_infinity=False).map(str),
 )
-decorations = st.sampled_from(["@", "$@$", "\\boxed{@}", "x = @", "@ cm", "@\\%", "@x", "@, 7", "@ \\text{ apples}", "\\$ @"])
+decorations = st.sampled_from(
+    ["@", "$@$", "\\boxed{@}", "x = @", "@ cm", "@\\%", "@x", "@, 7", "@ \\text{ apples}", "\\$ @"]
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -682,7 +714,14 @@ def test_no_worker_outlives_its_process(ending):
         "print(verifier._WORKER._proc.pid, flush=True)\n"
         f"{'os.kill(os.getpid(), signal.SIGKILL)' if ending == 'SIGKILL' else 'sys.exit(0)'}\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=Path(verifier.__file__).parent, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=Path(verifier.__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     worker = int(result.stdout.split()[0])
     for _ in range(50):  # the worker exits when its input closes
         if not Path(f"/proc/{worker}").exists() or "Z" in Path(f"/proc/{worker}/stat").read_text().split()[2]:
