@@ -6,13 +6,13 @@
     python train_grpo.py --eval-only --adapter outputs/RUN/adapter     # only the comparison, for a saved run
     python train_grpo.py --export-only --export merged --adapter outputs/RUN/adapter   # a merged 16-bit model
 
-The recipe, in main() below, one step after another:
-  1. model         Unsloth + LoRA on a CUDA GPU (vLLM generation when installed), else transformers + PEFT;
-                   for --smoke a tiny random Qwen3, written to the run folder and loaded the same way
+The recipe, in run() below, one step after another:
+  1. tokenizer     the model's, with the recipe's chat template (the base model has none): system + eos,
+                   the problem, and a generation prompt that opens the working tag; for --smoke, a tiny
+                   random Qwen3 is first written to the run folder and then loaded like any model
   2. data          math problems -> chat prompts (SYSTEM_PROMPT + problem) with an `answer` column;
                    long prompts dropped; a seeded held-out set that training never sees
-  3. chat template the base model has none: system + eos, user, and a generation prompt that opens
-                   the working tag, all built from the tags in rewards.py
+  3. model         Unsloth + LoRA on a CUDA GPU (vLLM generation when installed), else transformers + PEFT
   4. priming       a short supervised pass (SFTTrainer) on worked solutions written in the tag format
   5. GRPO          TRL's GRPOTrainer with the four rewards of rewards.py; no labels but the answers
   6. comparison    base (adapter off) vs primed vs trained on the held-out problems: same prompt, same
@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from recipe.data import (
@@ -165,6 +166,7 @@ DEFAULTS = {
 # ============================================================================= the recipe
 def run(S: dict) -> Path:
     """Train, compare and save; returns the run folder. S: the settings, as parse_settings made them."""
+    started = time.monotonic()
     backend = choose_backend(S["backend"], needs_gpu=not S["smoke"])  # imports Unsloth first on a GPU
     from trl import GRPOTrainer, SFTTrainer  # after Unsloth, which patches them when it is imported
 
@@ -174,7 +176,7 @@ def run(S: dict) -> Path:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         print(f"data-parallel over {os.environ['WORLD_SIZE']} processes; only the main one writes outputs")
 
-    # 1. the model's name and tokenizer; --smoke writes a tiny random Qwen3 into the run folder first
+    # 1. tokenizer with the recipe's chat template; --smoke writes a tiny random Qwen3 into the run folder first
     with main_process_first():  # one process downloads or writes, the others read
         if S["smoke"]:
             S["model_name"] = build_smoke_model(run_dir / "base_model", [S["dataset"], S["priming_dataset"]], S["seed"])
@@ -228,7 +230,7 @@ def run(S: dict) -> Path:
         with StopOnSignal() as stop:
             guard = make_guard(stop)  # Ctrl-C saves a checkpoint; a NaN loss stops before saving one
 
-            # 3. model + LoRA (and the chat template, which load_tokenizer set and the model's tokenizer keeps)
+            # 3. model + LoRA (its tokenizer keeps the recipe's chat template)
             with main_process_first():
                 model, tokenizer = load_model(S, backend, tokenizer)
 
@@ -296,7 +298,9 @@ def run(S: dict) -> Path:
     if S["export"] != "adapter":
         folder = export_model(model, tokenizer, S["model_name"], adapter, S["export"], backend, run_dir / S["export"])
         print(f"exported: {folder}")
-    set_status(run_dir, "finished")
+    seconds = round(time.monotonic() - started)
+    set_status(run_dir, "finished", seconds=seconds)
+    print(f"\nfinished in {seconds} s (this start; a resumed run counts from its restart)")
     print_comparison(report, run_dir)
     return run_dir
 

@@ -55,6 +55,7 @@ How a judgement is made and bounded:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -1127,6 +1128,18 @@ def start(warm: bool = False) -> None:
             if line is None:
                 break
             _WORKER._handle(line)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float):
+    """Within this block each math-verify judgement may take `seconds` (evaluation, where a verdict
+    matters more than time; training keeps SYMBOLIC_DEADLINE_S)."""
+    global SYMBOLIC_DEADLINE_S
+    before, SYMBOLIC_DEADLINE_S = SYMBOLIC_DEADLINE_S, seconds
+    try:
+        yield
+    finally:
+        SYMBOLIC_DEADLINE_S = before
 
 
 def stop() -> None:

@@ -13,9 +13,14 @@ import contextlib
 from pathlib import Path
 
 import rewards
+import verifier
 from rewards import REWARD_FUNCS
 
 from .models import uses_fast_generate
+
+# Training bounds each symbolic judgement at verifier.SYMBOLIC_DEADLINE_S (80 ms) so a step never waits;
+# the report can afford to wait for a verdict, so a slow right answer is not counted wrong.
+EVAL_DEADLINE_S = 5.0
 
 
 def models_to_compare(trained: Path, primed: Path, include_primed: bool) -> dict[str, Path | None]:
@@ -133,6 +138,14 @@ def _complete_vllm(model, tokenizer, texts: list[str], settings, adapter: Path |
 
 def score(problems, completions: list[dict]) -> dict:
     """Every figure of the report, computed from the completions listed with it and nothing else."""
+    with verifier.deadline(EVAL_DEADLINE_S):
+        timeouts = verifier.stats().get("timeouts", 0)
+        summary = _score(problems, completions)
+        summary["verifier_timeouts"] = verifier.stats().get("timeouts", 0) - timeouts  # judged wrong for lack of time
+    return summary
+
+
+def _score(problems, completions: list[dict]) -> dict:
     records = []
     for row, completion in zip(problems, completions, strict=True):
         text = completion["text"]
@@ -170,10 +183,11 @@ def score(problems, completions: list[dict]) -> dict:
 
 def sampled_accuracy(problems, completions: list[list[dict]]) -> dict:
     """pass@1 (mean over all samples) and pass@k (any of a problem's k samples right)."""
-    right = [
-        [rewards.is_correct(c["text"], row["answer"]) for c in samples]
-        for row, samples in zip(problems, completions, strict=True)
-    ]
+    with verifier.deadline(EVAL_DEADLINE_S):
+        right = [
+            [rewards.is_correct(c["text"], row["answer"]) for c in samples]
+            for row, samples in zip(problems, completions, strict=True)
+        ]
     n = max(len(right), 1)
     k = len(right[0]) if right else 0
     return {

