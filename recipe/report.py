@@ -179,10 +179,20 @@ def plot_training_curves(history: list[dict], path: Path) -> None:
             points = [(r["step"], r[key]) for r in rows if key in r and r[key] is not None]
             if points:
                 steps, values = zip(*points, strict=True)
-                ax.plot(steps, values, label=key.replace("rewards/", "").replace("/mean", ""), marker=".", lw=1)
+                label = key.replace("rewards/", "").replace("/mean", "")
+                window = len(values) // 20  # a step holds few prompts: show the trend over the noise
+                if window < 2:
+                    ax.plot(steps, values, label=label, marker=".", lw=1)
+                    continue
+                line = ax.plot(steps, values, lw=0.6, alpha=0.3)[0]
+                smooth = [
+                    sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1))
+                    for i in range(len(values))
+                ]
+                ax.plot(steps, smooth, color=line.get_color(), lw=1.8, label=f"{label} (mean of {window} steps)")
         ax.set_title(title)
         ax.set_xlabel("step")
-        if len(keys) > 1:
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
