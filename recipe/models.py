@@ -150,7 +150,7 @@ def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = No
 
     With `adapter`, that saved adapter is loaded (not trainable) instead of a fresh LoRA."""
     if backend == "unsloth":
-        return _load_unsloth(settings, tokenizer, adapter)
+        return _load_unsloth(settings, adapter)  # Unsloth loads (and may fix) its own tokenizer
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -197,7 +197,7 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def _load_unsloth(settings: dict, tokenizer, adapter: str | None):
+def _load_unsloth(settings: dict, adapter: str | None):
     """Unsloth's path: its kernels, 16-bit or 4-bit LoRA, vLLM fast inference when installed."""
     from unsloth import FastLanguageModel  # imported first by choose_backend, so it has patched trl
 
@@ -220,9 +220,7 @@ def _load_unsloth(settings: dict, tokenizer, adapter: str | None):
         if _is_load_failure(e):
             raise model_load_error(adapter or settings["model_name"], e) from None
         raise
-    unsloth_tokenizer = with_recipe_template(unsloth_tokenizer)
-    if tokenizer.pad_token is not None and unsloth_tokenizer.pad_token != tokenizer.pad_token:
-        unsloth_tokenizer.pad_token = tokenizer.pad_token
+    unsloth_tokenizer = with_recipe_template(unsloth_tokenizer)  # keeps Unsloth's own pad token if it set one
     if adapter:
         return model, unsloth_tokenizer
     model = FastLanguageModel.get_peft_model(
