@@ -28,7 +28,6 @@ comparison is a held-out evaluation of three models rather than one question.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,12 +38,12 @@ from recipe.data import (
     drop_long_prompts,
     load_eval_problems,
     load_table,
-    read_jsonl_rows,
     split_heldout,
 )
 from recipe.errors import SetupError
 from recipe.evaluate import compare, models_to_compare
 from recipe.models import (
+    check_export,
     choose_backend,
     export_model,
     load_model,
@@ -65,6 +64,7 @@ from recipe.runs import (
     prepare_run_dir,
     set_status,
     train_guarded,
+    world_size,
     write_json,
 )
 from recipe.settings import check_settings, parse_settings, settings_help
@@ -168,13 +168,14 @@ def run(S: dict) -> Path:
     """Train, compare and save; returns the run folder. S: the settings, as parse_settings made them."""
     started = time.monotonic()
     backend = choose_backend(S["backend"], needs_gpu=not S["smoke"])  # imports Unsloth first on a GPU
+    check_export(S["export"], backend)
     from trl import GRPOTrainer, SFTTrainer  # after Unsloth, which patches them when it is imported
 
     run_dir, resume = prepare_run_dir(S["output_dir"], S["run_name"], S["if_finished"])
     S["run_name"] = run_dir.name
     print(f"backend: {backend}\nrun folder: {run_dir}")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        print(f"data-parallel over {os.environ['WORLD_SIZE']} processes; only the main one writes outputs")
+    if world_size() > 1:
+        print(f"data-parallel over {world_size()} processes; only the main one writes outputs")
 
     # 1. tokenizer with the recipe's chat template; --smoke writes a tiny random Qwen3 into the run folder first
     with main_process_first():  # one process downloads or writes, the others read
@@ -205,12 +206,7 @@ def run(S: dict) -> Path:
         priming_rows = build_priming_rows(
             priming_table, columns, tokenizer, S["max_seq_length"] // 2, S["priming_max_rows"]
         )
-    eval_problems = heldout
-    if S["eval_dataset"]:
-        columns = (S["eval_problem_column"], S["eval_answer_column"])
-        eval_problems = load_eval_problems(
-            S["eval_dataset"], S["eval_config"], S["eval_split"], columns, S["eval_size"]
-        )
+    eval_problems = eval_set(S, heldout)
     print(f"training on {len(train_set)} problems; evaluating on {len(eval_problems)} held-out problems")
     resolved = dict(
         S, backend=backend, max_prompt_length=max_prompt_length, max_completion_length=max_completion_length
@@ -305,6 +301,15 @@ def run(S: dict) -> Path:
     return run_dir
 
 
+def eval_set(S: dict, heldout):
+    """What the comparison is run on: EVAL_DATASET's first EVAL_SIZE problems when one is named, else the
+    held-out problems (a dataset, or the heldout.jsonl an earlier run wrote)."""
+    if S["eval_dataset"]:
+        columns = (S["eval_problem_column"], S["eval_answer_column"])
+        return load_eval_problems(S["eval_dataset"], S["eval_config"], S["eval_split"], columns, S["eval_size"])
+    return load_table(str(heldout)) if isinstance(heldout, Path) else heldout
+
+
 def eval_sources(S: dict) -> dict:
     return {"dataset": S["eval_dataset"] or S["dataset"], "split": S["eval_split"] if S["eval_dataset"] else "held out"}
 
@@ -336,11 +341,7 @@ def reuse_run(S: dict) -> Path:
     backend = choose_backend(S["backend"], needs_gpu=False)
     run_dir = new_folder_beside(source_dir, S["output_dir"], "eval")
     tokenizer = load_tokenizer(S["model_name"], S["trust_remote_code"])
-    if S["eval_dataset"]:
-        columns = (S["eval_problem_column"], S["eval_answer_column"])
-        problems = load_eval_problems(S["eval_dataset"], S["eval_config"], S["eval_split"], columns, S["eval_size"])
-    else:
-        problems = read_jsonl_rows(source_dir / "heldout.jsonl")
+    problems = eval_set(S, source_dir / "heldout.jsonl")
     write_json(run_dir / "config.json", dict(S, backend=backend))
     model, tokenizer = load_model(S, backend, tokenizer, adapter=str(adapter))
     adapters = models_to_compare(adapter, source_dir / "primed_adapter", S["eval_primed"])
@@ -357,6 +358,7 @@ def reuse_run(S: dict) -> Path:
 def export_only(S: dict, adapter: Path, source_dir: Path) -> Path:
     """The merged (or GGUF) model from a saved adapter. A merge needs no GPU; GGUF needs Unsloth."""
     backend = choose_backend(S["backend"] if S["export"] == "gguf" else "transformers", needs_gpu=S["export"] == "gguf")
+    check_export(S["export"], backend)
     run_dir = new_folder_beside(source_dir, S["output_dir"], S["export"])
     if backend == "transformers":
         folder = merge_adapter(S["model_name"], adapter, run_dir)

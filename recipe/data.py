@@ -190,10 +190,3 @@ def load_eval_problems(dataset: str, config: str, split: str, columns: tuple[str
     """The first `size` problems of another dataset (e.g. MATH-500), as chat prompts."""
     problems = build_prompts(load_table(dataset, config, split), *columns)
     return problems.select(range(min(size, len(problems))))
-
-
-def read_jsonl_rows(path: Path):
-    """A dataset written by Dataset.to_json (the run's heldout.jsonl)."""
-    import datasets
-
-    return datasets.load_dataset("json", data_files=str(path), split="train")

@@ -7,6 +7,7 @@ and with several processes, on plain transformers + PEFT with the same TRL train
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import traceback
@@ -15,12 +16,9 @@ from pathlib import Path
 
 from .data import chat_template
 from .errors import SetupError
+from .runs import world_size
 
 CUDA13_DRIVER = "580"  # the oldest NVIDIA driver branch that runs CUDA 13 builds (the pinned torch 2.13.0's)
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def cuda_available() -> tuple[bool, str]:
@@ -108,12 +106,22 @@ def check_libraries() -> None:
         ) from None
 
 
-def model_load_error(name: str, error: Exception) -> SetupError:
-    return SetupError(
-        f"could not load model {name!r}: {type(error).__name__}: {str(error)[:300]}\n"
-        "Check the name. Without hub access, download it elsewhere (hf download NAME --local-dir DIR) "
-        "and pass --model-name DIR."
-    )
+@contextlib.contextmanager
+def advice_on_load_failure(name: str):
+    """A wrong name, an unreachable hub or a broken folder ends in advice; running out of memory does not
+    (Unsloth reports a bad name as RuntimeError, transformers as OSError or ValueError)."""
+    import torch
+
+    try:
+        yield
+    except (OSError, ValueError, RuntimeError) as e:
+        if isinstance(e, torch.OutOfMemoryError):
+            raise
+        raise SetupError(
+            f"could not load model {name!r}: {type(e).__name__}: {str(e)[:300]}\n"
+            "Check the name. Without hub access, download it elsewhere (hf download NAME --local-dir DIR) "
+            "and pass --model-name DIR."
+        ) from None
 
 
 def load_tokenizer(model_name: str, trust_remote_code: bool = False):
@@ -138,13 +146,6 @@ def with_recipe_template(tokenizer):
     return tokenizer
 
 
-def _is_load_failure(error: Exception) -> bool:
-    """A wrong name, an unreachable hub or a broken folder, as opposed to running out of memory."""
-    import torch
-
-    return isinstance(error, (OSError, ValueError, RuntimeError)) and not isinstance(error, torch.OutOfMemoryError)
-
-
 def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = None):
     """(model with LoRA, tokenizer) from settings["model_name"], a hub name or a local folder.
 
@@ -163,12 +164,8 @@ def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = No
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
         )
-    try:
+    with advice_on_load_failure(settings["model_name"]):
         model = AutoModelForCausalLM.from_pretrained(settings["model_name"], **kwargs)
-    except Exception as e:
-        if _is_load_failure(e):
-            raise model_load_error(settings["model_name"], e) from None
-        raise
     if settings["load_in_4bit"] and not adapter:
         from peft import prepare_model_for_kbit_training
 
@@ -206,7 +203,7 @@ def _load_unsloth(settings: dict, adapter: str | None):
         print(
             "vLLM is not installed: generating with Unsloth's transformers path (pip install -r requirements-vllm.txt)"
         )
-    try:
+    with advice_on_load_failure(adapter or settings["model_name"]):
         model, unsloth_tokenizer = FastLanguageModel.from_pretrained(
             model_name=adapter or settings["model_name"],
             max_seq_length=settings["max_seq_length"],
@@ -216,10 +213,6 @@ def _load_unsloth(settings: dict, adapter: str | None):
             gpu_memory_utilization=settings["gpu_memory_utilization"],
             trust_remote_code=settings["trust_remote_code"],
         )
-    except Exception as e:  # Unsloth raises RuntimeError("Unsloth: Failed to load model ...") for a bad name
-        if _is_load_failure(e):
-            raise model_load_error(adapter or settings["model_name"], e) from None
-        raise
     unsloth_tokenizer = with_recipe_template(unsloth_tokenizer)  # keeps Unsloth's own pad token if it set one
     if adapter:
         return model, unsloth_tokenizer
@@ -303,12 +296,17 @@ def save_adapter(model, tokenizer, path: Path) -> Path:
     return path
 
 
+def check_export(how: str, backend: str) -> None:
+    """Called before any work is done: a GGUF export is Unsloth's (it builds llama.cpp)."""
+    if how == "gguf" and backend != "unsloth":
+        raise SetupError("--export gguf needs the Unsloth backend (a CUDA GPU); use --export merged here")
+
+
 def export_model(model, tokenizer, base: str, adapter: Path, how: str, backend: str, folder: Path) -> Path:
     """What users take away besides the adapter: `merged`, a full 16-bit model that loads with plain
     AutoModelForCausalLM, or `gguf` (Unsloth, for llama.cpp and Ollama). Returns the folder written."""
+    check_export(how, backend)
     if how == "gguf":
-        if backend != "unsloth":
-            raise SetupError("--export gguf needs the Unsloth backend (a CUDA GPU); use --export merged here")
         model.save_pretrained_gguf(str(folder), tokenizer, quantization_method="q4_k_m")
         return folder
     if backend == "unsloth":
@@ -323,12 +321,8 @@ def merge_adapter(base: str, adapter: Path, folder: Path) -> Path:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    try:
+    with advice_on_load_failure(base):
         model = AutoModelForCausalLM.from_pretrained(base, dtype="auto", device_map={"": "cpu"})
-    except Exception as e:
-        if _is_load_failure(e):
-            raise model_load_error(base, e) from None
-        raise
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     merged.save_pretrained(str(folder))
     AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(folder))

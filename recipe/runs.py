@@ -19,13 +19,18 @@ from pathlib import Path
 from .errors import SetupError
 
 
+def world_size() -> int:
+    """Processes in this run (torchrun and accelerate launch set WORLD_SIZE; a plain run is 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
 def main_process_first():
     """Under `accelerate launch` or torchrun, the main process goes first: it writes what the others read."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if world_size() > 1:
         from accelerate import PartialState
 
         return PartialState().main_process_first()

@@ -47,6 +47,7 @@ def no_model(monkeypatch):
         (["--dataset", "nobody/no-such-dataset"], "could not load dataset 'nobody/no-such-dataset'"),
         (["--output-dir", "{tmp}/a-file/sub"], "cannot write to the output folder"),
         (["--priming-dataset", "{tmp}/cols.jsonl"], "the priming dataset has no column"),
+        (["--export", "gguf"], "--export gguf needs the Unsloth backend"),  # found before hours of training
     ],
 )
 def test_bad_input_is_refused_before_the_model_loads(tmp_path, no_model, extra, message):
