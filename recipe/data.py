@@ -15,11 +15,23 @@ from .errors import SetupError
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
-def chat_template() -> str:
-    """The recipe's template for a base model: system + eos, the user's text, assistant turns + eos,
-    and a generation prompt that opens the working, so completions start inside it."""
+def chat_template(bos: bool = False) -> str:
+    """The recipe's template for a base model: [bos], system + eos, the user's text, assistant turns + eos,
+    and a generation prompt that opens the working, so completions start inside it.
+
+    bos: the one place a bos comes from. TRL (priming and GRPO), the length filter and the comparison all
+    render this template and tokenize the text without special tokens (transformers' apply_chat_template
+    does so itself), so a model whose tokenizer puts a bos before plain text (Llama, Gemma, Mistral) gets
+    it here, exactly once, and one whose tokenizer does not (Qwen) never does; see with_recipe_template.
+
+    The eos after the system prompt is the recipe's (Qwen's <|endoftext|>); every family keeps its own
+    tokenizer eos there: the end-of-document token of a base model (Llama 3's <|end_of_text|>, Gemma's
+    <eos>, Mistral's </s>, Phi-3's <|endoftext|>). It is the boundary every base model already knows, and
+    the same token ends the answer, so the format has one boundary token to learn. No second bos
+    follows it: the prompt is one sequence, and a bos mid-sequence is a packing artefact to a model."""
     return (
-        "{% if messages[0]['role'] == 'system' %}"
+        ("{{ bos_token }}" if bos else "")
+        + "{% if messages[0]['role'] == 'system' %}"
         "{{ messages[0]['content'] + eos_token }}{% set loop_messages = messages[1:] %}"
         "{% else %}"
         "{{ " + json.dumps(SYSTEM_PROMPT) + " + eos_token }}{% set loop_messages = messages %}"
@@ -34,12 +46,16 @@ def chat_template() -> str:
 
 def load_table(source: str, config: str = "", split: str = "train"):
     """A datasets.Dataset from a local file or folder, or from the Hugging Face Hub."""
+    path = Path(source).expanduser()
+    reason = local_reason(source)
+    if reason and not path.exists():  # refused at once: no hub request, no import of datasets
+        raise SetupError(
+            f"dataset {source!r} is read as a local path ({reason}), and {path} does not exist. "
+            "Check the path, or give a hub name (owner/name) instead."
+        )
     import datasets
 
-    path = Path(source).expanduser()
-    if path.suffix.lower() in LOCAL_FORMATS or path.exists():
-        if not path.exists():
-            raise SetupError(f"dataset file {path} does not exist. Check the path, or give a hub name instead.")
+    if reason:
         if path.is_dir():
             if any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")):
                 loaded = datasets.load_from_disk(str(path))  # written by save_to_disk
@@ -67,6 +83,29 @@ def load_table(source: str, config: str = "", split: str = "train"):
             "data elsewhere and give its local path instead: a .jsonl/.parquet/.csv file, a save_to_disk folder, "
             "or a folder from `hf download NAME --repo-type dataset --local-dir DIR`."
         ) from None
+
+
+def local_reason(source: str) -> str | None:
+    """Why `source` names a local file or folder rather than a hub dataset, or None when it may be a hub name.
+
+    A hub name is `name` or `owner/name`; so anything that exists here, starts like a path (./ ../ / ~),
+    has a data file's extension, has more than one slash, or whose first part is a folder here is local:
+    no hub request for it, which would take half a minute to fail offline."""
+    path = Path(source).expanduser()
+    if path.exists():
+        return "it exists here"
+    if "://" in source:  # a URL (hf://datasets/...): for datasets to resolve
+        return None
+    if source.startswith(("./", "../", "/", "~", ".\\")) or source in (".", ".."):
+        return "it starts like a path"
+    if path.suffix.lower() in LOCAL_FORMATS:
+        return f"it ends in {path.suffix}"
+    parts = source.replace("\\", "/").split("/")
+    if len(parts) > 2:
+        return "a hub name has at most one slash"
+    if len(parts) == 2 and Path(parts[0]).is_dir():
+        return f"{parts[0]}/ is a folder here"
+    return None
 
 
 def reference_answer(value) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import rewards
 
 from .data import chat_template
+from .runs import atomic_path, set_aside
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 EOS = "<|endoftext|>"
@@ -40,6 +41,9 @@ SMOKE_SETTINGS = {
     "eval_size": 64,
     "eval_max_new_tokens": 40,
     "eval_batch_size": 64,
+    "eval_steps": 25,  # 11 points on the curve, a second or so each
+    "eval_during_size": 64,  # the whole held-out set: step 0 is the primed column, step 250 the trained one
+    "log_completions_steps": 10,
     "run_name": "smoke",
 }
 SMOKE_TOKENIZER_VOCAB = 512  # byte-level BPE trained on the bundled texts, plus the four tags
@@ -85,6 +89,12 @@ def build_tiny_tokenizer(texts: list[str], vocab_size: int = SMOKE_TOKENIZER_VOC
     return tokenizer
 
 
+def smoke_tokenizer(data_paths: list[str]):
+    """The smoke model's tokenizer, built in memory from the bundled texts: the same one build_smoke_model
+    saves (BPE training is deterministic), so the data can be checked before anything is written."""
+    return build_tiny_tokenizer(smoke_texts(data_paths))
+
+
 def build_tiny_model(tokenizer, seed: int):
     """A randomly initialised Qwen3 of about half a million parameters."""
     import torch
@@ -114,9 +124,29 @@ def smoke_texts(paths: list[str]) -> list[str]:
 
 def build_smoke_model(folder: Path, data_paths: list[str], seed: int) -> str:
     """Write the tiny model and its tokenizer to `folder` (once: a resumed run finds them there) and
-    return the folder, which then stands in for MODEL_NAME everywhere."""
-    if not (folder / "config.json").exists():
+    return the folder, which then stands in for MODEL_NAME everywhere. The folder is written under a
+    temporary name and renamed when whole, so a kill leaves none or all of it; one that is not whole
+    (damaged, or left by an older version of the recipe) is set aside and built again."""
+    problem = smoke_model_problem(folder)
+    if problem and folder.exists():
+        set_aside(folder, problem)
+    if problem:
         tokenizer = build_tiny_tokenizer(smoke_texts(data_paths))
-        build_tiny_model(tokenizer, seed).save_pretrained(str(folder))
-        tokenizer.save_pretrained(str(folder))
+        with atomic_path(folder) as tmp:
+            build_tiny_model(tokenizer, seed).save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
     return str(folder)
+
+
+def smoke_model_problem(folder: Path) -> str | None:
+    """What is missing from a saved smoke model, or None when it is whole."""
+    from safetensors import safe_open
+
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"):
+        if not (folder / name).is_file():
+            return f"no {name}"
+    try:
+        with safe_open(str(folder / "model.safetensors"), "pt"):
+            return None
+    except Exception:  # safetensors' own error: the file is shorter than its header says
+        return "model.safetensors is cut short"

@@ -1,7 +1,7 @@
 """Data: datasets -> chat prompts, local files and folders, the held-out split, priming rows, the template."""
 
 import pytest
-from conftest import SMOKE_PRIMER, SMOKE_TASK, write_rows
+from conftest import ROOT, SMOKE_PRIMER, SMOKE_TASK, write_rows
 
 import rewards
 from recipe.data import (
@@ -123,3 +123,56 @@ def test_chat_template_matches_the_recipe(tiny_tokenizer):
     assert full == f"SYS{eos}What is 1+1?A{eos}"
     default = tiny_tokenizer.apply_chat_template(messages[1:], add_generation_prompt=True, tokenize=False)
     assert default == f"{SYSTEM_PROMPT}{eos}What is 1+1?{REASONING_START}"
+
+
+@pytest.mark.parametrize("source", ["data/nope", "./x", "/abs/x", "~/x", "a/b/c", "missing.parquet"])
+def test_a_path_that_looks_local_is_refused_at_once(source, monkeypatch):
+    """No hub request for something that cannot be a hub name (data/ is a folder of the repository)."""
+    import datasets
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail(f"{source} was tried on the hub"))
+    with pytest.raises(SetupError, match="is read as a local path .* does not exist"):
+        load_table(source)
+
+
+def test_a_hub_name_still_goes_to_the_hub(monkeypatch, tmp_path):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("offline")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(SetupError, match="from the Hugging Face Hub"):
+        load_table("openai/gsm8k", "main")
+
+
+def test_long_prompts_are_dropped_and_the_rest_kept(tiny_tokenizer, tmp_path):
+    """The filter keeps exactly the prompts at or under the limit, in their order, and drops every longer one."""
+    problems = [{"prompt": "Which is the largest of " + ", ".join(["7"] * n) + "?", "solution": "7"} for n in range(1, 21)]
+    rows = build_prompts(load_table(str(write_rows(tmp_path / "varied.jsonl", problems))), "prompt", "solution")
+    lengths = prompt_lengths(rows["prompt"], tiny_tokenizer)
+    assert len(set(lengths)) == len(lengths)  # every prompt a different length: each side of the limit is probed
+    for limit_args in ({"quantile": 0.5}, {"quantile": 0.9, "max_prompt_length": sorted(lengths)[5]}):
+        kept, limit = drop_long_prompts(rows, tiny_tokenizer, **limit_args)
+        expected = [pid for pid, n in zip(rows["problem_id"], lengths, strict=True) if n <= limit]
+        assert kept["problem_id"] == expected
+        assert 0 < len(expected) < len(rows)
+    assert limit == sorted(lengths)[5] and len(kept) == 6  # a prompt exactly at the limit is kept
+
+
+def test_priming_keeps_only_rows_with_a_numeric_answer(tiny_tokenizer, tmp_path):
+    """README: for the primer, only rows with a numeric answer are kept (the bundled primer is all numeric)."""
+    answers = ["7", "x + 1", "-3", r"\sqrt{2}", "1/2", "(1, 2)", "1,000", "A", r"\frac{3}{4}", "two"]
+    numeric = {"7", "-3", "1/2", "1,000", r"\frac{3}{4}"}
+    primer = [
+        {"problem": f"Problem {i}?", "generated_solution": f"<think>Work {i}.</think>", "expected_answer": answer}
+        for i, answer in enumerate(answers)
+    ]
+    table = load_table(str(write_rows(tmp_path / "primer.jsonl", primer)))
+    rows = build_priming_rows(table, PRIMER_COLUMNS, tiny_tokenizer, 512)
+    kept = [row["messages"][1]["content"] for row in rows]
+    assert kept == [f"Problem {i}?" for i, answer in enumerate(answers) if answer in numeric]
+    for row in rows:  # the answer block holds the primer's own answer
+        assert rewards.extract_answer(row["messages"][2]["content"]) in numeric

@@ -37,11 +37,11 @@ def test_float_setting_accepts_an_integer():
     "argv, message",
     [
         (["--max-step", "10"], "unknown setting --max-step. Did you mean --max-steps"),  # typo, with a suggestion
-        (["--colour", "red"], "Valid settings: --model-name"),  # unknown, with the full list
-        (["--max-steps", "ten"], "--max-steps takes an integer, not 'ten'"),  # wrong type
-        (["--learning-rate", "fast"], "--learning-rate takes a number"),  # wrong type
+        (["--colour", "red"], "unknown setting --colour."),  # unknown, nothing close
+        (["--max-steps", "ten"], "--max-steps takes an integer above 0, not 'ten'"),  # wrong type, and the range
+        (["--learning-rate", "fast"], "--learning-rate takes a number, 0 or more"),  # wrong type
         (["--load-in-4bit", "maybe"], "--load-in-4bit takes true or false"),  # not a boolean
-        (["--max-steps"], "--max-steps needs a value"),  # missing value
+        (["--max-steps"], "--max-steps needs a value: an integer above 0"),  # missing value
         (["max_steps=3"], "unexpected argument"),  # not a --flag
     ],
 )
@@ -49,6 +49,8 @@ def test_bad_overrides_fail_with_a_clear_message(argv, message):
     with pytest.raises(SetupError) as error:
         parse(argv)
     assert message in str(error.value)
+    if argv[0].startswith("--"):  # an unknown name and a wrong type both say where the full list is
+        assert "`python train_grpo.py --help` lists every setting with its meaning, type" in str(error.value)
 
 
 def test_smoke_defaults_then_explicit_overrides():
@@ -121,3 +123,31 @@ def test_help_lists_settings_and_exits_cleanly(capsys):
     assert train_grpo.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "--max-steps" in out and "python train_grpo.py --smoke" in out
+
+
+def test_help_gives_each_setting_its_meaning_type_and_allowed_values(capsys):
+    """The meaning is the constant's trailing comment in train_grpo.py, under its group's header."""
+    assert train_grpo.main(["--help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name, default in DEFAULTS.items():
+        flag = "--" + name.replace("_", "-")
+        row = next(i for i, line in enumerate(lines) if line.startswith(f"  {flag}  "))
+        assert f"default {default!r}" in lines[row], name
+        assert lines[row + 1].startswith("      ") and len(lines[row + 1].strip()) > 5, f"{flag} has no meaning"
+    text = "\n".join(lines)
+    assert "  --backend  one of auto, unsloth, transformers; default 'auto'" in text  # allowed values
+    assert "  --max-steps  an integer above 0; default 100\n      reward often stays near zero" in text
+    assert "  --load-in-4bit  true or false; default False" in text
+    assert "  --gpu-memory-utilization  a number between 0 and 1; default 0.9" in text
+    assert lines.index("LoRA:") < next(i for i, line in enumerate(lines) if line.startswith("  --lora-rank"))
+
+
+def test_setting_notes_read_comments_not_strings(tmp_path):
+    from recipe.settings import setting_notes
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        '# -- first\nA = "x # not a comment"  # the meaning\nB = (\n    1\n)  # after a bracket\n'
+        "# -- second\nC = 2\n"
+    )
+    assert setting_notes(script) == {"a": ("first", "the meaning"), "b": ("first", "after a bracket"), "c": ("second", "")}

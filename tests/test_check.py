@@ -1,0 +1,83 @@
+"""--check (recipe/check.py): settings, data and references on any machine, no model, nothing written; and
+the run itself writes nothing until its data passed."""
+
+import pytest
+from conftest import write_rows
+
+import train_grpo
+from recipe.check import readable, references
+from recipe.errors import SetupError
+from recipe.settings import parse_settings
+from recipe.smoke import SMOKE_SETTINGS
+
+
+@pytest.fixture
+def no_machine(monkeypatch):
+    """Fail the test if anything picks a backend (the GPU check), loads the model, or starts the run."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--check went past the data")
+
+    for name in ("choose_backend", "load_model", "run", "reuse_run"):
+        monkeypatch.setattr(train_grpo, name, refuse)
+
+
+def test_smoke_check_reports_the_data_and_writes_nothing(tmp_path, no_machine, capsys):
+    assert train_grpo.main(["--smoke", "--check", "--output-dir", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "tokenizer     the smoke model's, built in memory" in out
+    assert "rows          1200 usable, 0 dropped" in out
+    assert "held out      64 problems, never trained on; 1136 left to train on" in out
+    assert "96 of 256 worked solutions kept" in out
+    assert "9 of 9 distinct references readable by the verifier; 9 plain numbers" in out
+    assert "check passed" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_needs_no_gpu_and_reports_every_problem_at_once(tmp_path, no_machine, capsys):
+    """Without --smoke and without the model's tokenizer: the data is still checked, every problem named."""
+    write_rows(tmp_path / "cols.jsonl", [{"q": "1+1?", "a": "2"}])
+    argv = ["--check", "--model-name", str(tmp_path / "no-model"), "--dataset", str(tmp_path / "cols.jsonl")]
+    argv += ["--priming-dataset", str(tmp_path / "missing.jsonl"), "--output-dir", str(tmp_path / "out")]
+    assert train_grpo.main(argv) == 2
+    captured = capsys.readouterr()
+    assert "is not on this machine: no lengths measured" in captured.out
+    assert "the check found 2 problem(s)" in captured.err
+    assert "has no column 'prompt' or 'solution'" in captured.err and "missing.jsonl' is read as a local" in captured.err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "reference, can_read",
+    [
+        ("34", True),  # a number
+        ("\\frac{1}{2}", True),  # LaTeX math-verify parses
+        ("6 - 5i", True),  # a complex number: letters kept
+        ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", True),  # a matrix
+        ("\\sqrt{2}+", False),  # LaTeX that cannot be parsed: not even a verbatim copy matches
+        ("x" * 400, False),  # longer than any answer the verifier reads (a worked solution)
+        ("</SOLUTION>", False),  # a tag: a completion cannot hold it inside its solution block
+    ],
+)
+def test_a_reference_is_readable_when_its_verbatim_copy_is_judged_right(reference, can_read):
+    assert readable(reference) is can_read
+
+
+def test_unreadable_references_are_counted_and_fail_the_check_above_the_limit():
+    lines = []
+    good = [str(n) for n in range(300)]
+    assert references(lambda label, text: lines.append(text), "references", good + ["\\sqrt{2}+"] * 5, 0) == []
+    assert "300 of 301 distinct references readable" in lines[0] and "unreadable (5 rows" in lines[1]
+    problems = references(lambda label, text: None, "references", good[:50] + ["\\sqrt{2}+", "x" * 400], 0)
+    assert len(problems) == 1 and "2 of 52 distinct reference answers cannot be read" in problems[0]
+
+
+@pytest.mark.parametrize("bad", ["dataset", "priming_dataset"])
+def test_smoke_run_with_bad_data_leaves_no_run_folder(tmp_path, bad, monkeypatch):
+    """The smoke model is written only after the data passed: no folder holding only base_model/."""
+    monkeypatch.setattr(train_grpo, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    write_rows(tmp_path / "cols.jsonl", [{"q": "1+1?", "a": "2"}])
+    argv = ["--smoke", "--output-dir", str(tmp_path / "out"), f"--{bad.replace('_', '-')}", str(tmp_path / "cols.jsonl")]
+    with pytest.raises(SetupError, match="has no column"):
+        train_grpo.run(parse_settings(argv, train_grpo.DEFAULTS, SMOKE_SETTINGS))
+    assert not (tmp_path / "out").exists()
