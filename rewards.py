@@ -1,7 +1,7 @@
 """Verifiable rewards for GRPO on math problems: the tags, the system prompt, one answer checker.
 
-Everything here needs only the standard library and verifier.py (which runs math-verify in a worker
-process), so it can be tested on a laptop without torch. The same `is_correct` scores the answer
+Everything here needs only the standard library and the verifier package (which runs math-verify in
+a worker process), so it can be tested on a laptop without torch. The same `is_correct` scores the answer
 reward during training and the accuracy in the evaluation, so the training signal and the reported
 number cannot drift apart.
 
@@ -11,18 +11,20 @@ A well-formed completion (the prompt already ends with REASONING_START) looks li
 
 Every reward follows TRL's contract: keyword arguments in (`completions`, the dataset's `answer`
 column, and whatever else the trainer passes, which is ignored), one float per completion out, and
-None where the reference answer is missing so the trainer skips that sample. No function raises or
-hangs on any model output: verifier.py judges numbers, lists, bases and letters in-process and hands
-everything else to math-verify in a worker process with a deadline (80 ms a call; a timeout is wrong).
+None where there is nothing to judge: the reference answer is missing, or the verifier could not decide
+(its CPU budget or backstop ran out: see verifier/__init__.py), so the trainer leaves that sample out
+instead of reading "wrong". No function raises or hangs on any model output: the verifier judges
+numbers, lists, intervals, bases and letters in-process and hands the rest to math-verify in a worker
+process whose work is bounded by the answer's shape and by CPU time.
 
-What counts as equal is in verifier.py's docstring and README.md. The ambiguous cases, decided once:
+What counts as equal is in the verifier's docstring and README.md. The ambiguous cases, decided once:
 - A comma never marks decimals: `1,5` is the list 1 and 5; `1,000` (groups of three) is a thousand.
 - A bare list (`1, 2`, `1 and 2`, several boxes) is a set, order and repeats free; a bracketed one is
   a tuple or interval, order and brackets fixed; a set never equals a tuple (`1, 2` != `(1, 2)`).
 - `2\\frac{1}{2}` is the mixed number 2.5; `20\\%` equals both 20 and 0.2; a unit may be left out
   but not changed; `52` equals `52_8` (read in the reference's base), `42` does not.
 - A wrong answer paid is worse than a right one refused: a word not in the closed list of units stays
-  (`34 apples` != 34), and an answer math-verify cannot judge in time is wrong.
+  (`34 apples` != 34); an answer math-verify cannot judge within its budget is undecided (None), not wrong.
 
     >>> answer = ["34"]
     >>> completions = [[{"role": "assistant", "content": "7*5-1 = 34<end_working_out><SOLUTION>34</SOLUTION>"}]]
@@ -144,12 +146,14 @@ def has_exact_format(text: str) -> bool:
 _NUMBER_TOKEN = re.compile(rf"-?\d{{1,{MAX_DIGITS}}}(?:,\d{{3}})*(?:\.\d+)?")
 
 
-def is_correct(response: str, answer) -> bool:
-    """True when the last solution block of `response` is mathematically equal to `answer`.
+def is_correct(response: str, answer) -> bool | None:
+    """True when the last solution block of `response` is mathematically equal to `answer`, False when
+    it is not, None when the verifier could not decide (never for a plain number; see verifier's
+    docstring). None is falsy: code that only asks "right?" treats undecided as not right.
 
     The judgement is verifier.answers_equal (its docstring and README.md say what counts as equal):
-    plain numbers, lists of numbers, bases, letters and words exactly, here; anything else through
-    math-verify in a worker process with a deadline. Hedges and lists against one number are wrong.
+    plain numbers, lists, intervals, bases, letters and words exactly, here; anything else through
+    math-verify in a worker process. Hedges and lists against one number are wrong.
 
     >>> is_correct("<end_working_out><SOLUTION>\\\\frac{1}{2}</SOLUTION>", "0.5")
     True
@@ -159,8 +163,9 @@ def is_correct(response: str, answer) -> bool:
     return answers_equal(extract_answer(response), answer)
 
 
-def answers_equal(pred: str | None, answer) -> bool:
-    """True when an extracted answer equals the reference (a string, int, float or Fraction)."""
+def answers_equal(pred: str | None, answer) -> bool | None:
+    """True when an extracted answer equals the reference (a string, int, float or Fraction); None
+    when undecided."""
     return verifier.answers_equal(pred, _reference(answer))
 
 
@@ -211,7 +216,8 @@ def match_format_approximately(completions, **kwargs) -> list[float]:
 
 
 def check_answer(completions, answer=None, **kwargs) -> list[float | None]:
-    """ANSWER_CORRECT exactly when is_correct() agrees; the recipe's bands and penalties otherwise.
+    """ANSWER_CORRECT exactly when is_correct() agrees; the recipe's bands and penalties otherwise; None
+    when the verifier could not decide (TRL leaves the sample out of this reward).
 
     >>> check_answer(["<SOLUTION>36</SOLUTION>", "<SOLUTION>0.0</SOLUTION>", "no block"], answer=["34", "0", "1"])
     [2.0, 5.0, -2.0]
@@ -220,17 +226,21 @@ def check_answer(completions, answer=None, **kwargs) -> list[float | None]:
 
 
 def _score_each(completions, answer, judge) -> list[float | None]:
-    """judge(text, reference) for each completion; None where the reference is missing."""
+    """judge(text, reference) for each completion; None where the reference is missing (or judge says
+    None: undecided)."""
     texts = _texts(completions)
     references = _references(answer, len(texts))
     return [None if gold is None else judge(text, gold) for text, gold in zip(texts, references, strict=True)]
 
 
-def _answer_score(text: str, gold: str) -> float:
+def _answer_score(text: str, gold: str) -> float | None:
     pred = extract_answer(text)
     if pred is None:
         return ANSWER_MISSING
-    if verifier.answers_equal(pred, gold):  # gold is a reference string already (_references)
+    verdict = verifier.answers_equal(pred, gold)  # gold is a reference string already (_references)
+    if verdict is None:
+        return None  # undecided: neither right nor wrong
+    if verdict:
         return ANSWER_CORRECT
     return _near_miss_score(parse_number(pred), parse_number(gold))
 
@@ -262,7 +272,7 @@ def check_numbers(completions, answer=None, **kwargs) -> list[float | None]:
     return _score_each(completions, answer, _number_score)
 
 
-def _number_score(text: str, gold: str) -> float:
+def _number_score(text: str, gold: str) -> float | None:
     gold_value = parse_number(gold)
     if gold_value is None:
         return NUMBER_UNJUDGEABLE
@@ -270,7 +280,8 @@ def _number_score(text: str, gold: str) -> float:
     if pred is None or len(pred) > MAX_ANSWER_CHARS:
         return NUMBER_MISSING
     if parse_number(pred) is not None:  # equal exactly when is_correct says so (units, labels: one rule)
-        return NUMBER_EQUAL if verifier.answers_equal(pred, gold) else NUMBER_UNEQUAL
+        verdict = verifier.answers_equal(pred, gold)  # two plain numbers: always decided, in-process
+        return None if verdict is None else NUMBER_EQUAL if verdict else NUMBER_UNEQUAL
     # Not one plain number: several numbers (a hedge), or a number inside something else ("34x").
     return NUMBER_UNEQUAL if _NUMBER_TOKEN.search(verifier.clean(pred)) else NUMBER_MISSING
 

@@ -13,14 +13,14 @@ import contextlib
 from pathlib import Path
 
 import rewards
-import verifier
 from rewards import REWARD_FUNCS
 
 from .models import uses_fast_generate
 
-# Training bounds each symbolic judgement at verifier.SYMBOLIC_DEADLINE_S (80 ms) so a step never waits;
-# the report can afford to wait for a verdict, so a slow right answer is not counted wrong.
-EVAL_DEADLINE_S = 5.0
+# The comparison judges with the same verifier and the same limits as the training reward, so a verdict
+# here is the verdict training saw. An answer the verifier could not decide (is_correct -> None) is
+# neither right nor wrong: it is counted apart ("undecided") and left out of the accuracy's numerator.
+EVAL_DEADLINE_S = 5.0  # worker CPU seconds per call for recipe/check.py's reading of references, not for scoring
 
 
 def models_to_compare(trained: Path, primed: Path, include_primed: bool) -> dict[str, Path | None]:
@@ -138,11 +138,7 @@ def _complete_vllm(model, tokenizer, texts: list[str], settings, adapter: Path |
 
 def score(problems, completions: list[dict]) -> dict:
     """Every figure of the report, computed from the completions listed with it and nothing else."""
-    with verifier.deadline(EVAL_DEADLINE_S):
-        timeouts = verifier.stats().get("timeouts", 0)
-        summary = _score(problems, completions)
-        summary["verifier_timeouts"] = verifier.stats().get("timeouts", 0) - timeouts  # judged wrong for lack of time
-    return summary
+    return _score(problems, completions)
 
 
 def _score(problems, completions: list[dict]) -> dict:
@@ -171,7 +167,9 @@ def _score(problems, completions: list[dict]) -> dict:
 
     summary = {
         "problems": len(records),
-        "accuracy": sum(r["correct"] for r in records) / n,
+        "accuracy": sum(r["correct"] is True for r in records) / n,
+        "undecided": sum(r["correct"] is None for r in records),  # the verifier gave no verdict: not counted wrong
+        "undecided_rate": sum(r["correct"] is None for r in records) / n,
         "format_rate": sum(r["format_ok"] for r in records) / n,
         "reward_means": {f.__name__: mean(r["rewards"][f.__name__] for r in records) for f in REWARD_FUNCS},
         "total_reward": mean(sum(v for v in r["rewards"].values() if v is not None) for r in records),
@@ -183,11 +181,11 @@ def _score(problems, completions: list[dict]) -> dict:
 
 def sampled_accuracy(problems, completions: list[list[dict]]) -> dict:
     """pass@1 (mean over all samples) and pass@k (any of a problem's k samples right)."""
-    with verifier.deadline(EVAL_DEADLINE_S):
-        right = [
-            [rewards.is_correct(c["text"], row["answer"]) for c in samples]
-            for row, samples in zip(problems, completions, strict=True)
-        ]
+    verdicts = [
+        [rewards.is_correct(c["text"], row["answer"]) for c in samples]
+        for row, samples in zip(problems, completions, strict=True)
+    ]
+    right = [[v is True for v in row] for row in verdicts]
     n = max(len(right), 1)
     k = len(right[0]) if right else 0
     return {
@@ -195,4 +193,5 @@ def sampled_accuracy(problems, completions: list[list[dict]]) -> dict:
         "pass@1": sum(sum(r) / len(r) for r in right) / n,
         f"pass@{k}": sum(any(r) for r in right) / n,
         "correct_per_problem": [sum(r) for r in right],
+        "undecided": sum(v is None for row in verdicts for v in row),
     }

@@ -18,7 +18,7 @@ ROWS = [
     ("mean completion length (tokens)", "mean_length"),
     ("cut off at the length limit", "truncated_rate"),
 ]
-PERCENT = {"accuracy", "format_rate", "truncated_rate"}  # and every pass@k
+PERCENT = {"accuracy", "format_rate", "truncated_rate", "undecided_rate"}  # and every pass@k
 CHANGE_NAMES = {("base", "primed"): "priming", ("primed", "trained"): "GRPO", ("base", "trained"): "change"}
 
 
@@ -32,6 +32,8 @@ def write_report(report: dict, history: list[dict], run_dir: Path) -> None:
 def _rows(report: dict) -> list[tuple[str, object]]:
     rows = list(ROWS)
     first = report[report["labels"][0]]
+    if "undecided_rate" in first:  # answers the verifier could not decide: apart, neither right nor wrong
+        rows.insert(1, ("undecided by the verifier (not counted wrong)", "undecided_rate"))
     if "sampled" in first:
         k = first["sampled"]["k"]
         rows[1:1] = [(f"pass@1 ({k} samples, T={report['settings']['temperature']})", ("sampled", "pass@1"))]

@@ -1,18 +1,13 @@
-"""Tests for rewards.py and verifier.py: need only math-verify, pytest and hypothesis (no torch, no GPU).
-
-Correctness tables run with a generous math-verify deadline (`generous_deadline`): they check what is
-equal, not how fast. The latency and worker tests keep the real deadline; bench/verifier.py measures
-the latency distribution.
+"""Tests for rewards.py and the verifier on real answers: need only math-verify, pytest and hypothesis
+(no torch, no GPU). Verdicts do not depend on time or load, so every table runs with the verifier's
+real limits; tests/test_verifier.py has the tables per kind of answer, the worker and the busy-machine
+check; bench/verifier.py measures latency.
 """
 
 import math
-import multiprocessing
-import os
 import pickle
-import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,12 +35,6 @@ from rewards import (
 )
 
 MATH500 = Path(__file__).resolve().parent / "data" / "math500_answers.jsonl"  # copy of ../shared/data
-
-
-@pytest.fixture
-def generous_deadline(monkeypatch):
-    """A judgement may take 5 s: these tests check what is equal, on a shared 2-core machine."""
-    monkeypatch.setattr(verifier, "SYMBOLIC_DEADLINE_S", 5.0)
 
 
 def respond(answer: str, working: str = "2 * 17 = 34") -> str:
@@ -117,13 +106,11 @@ NOT_EQUAL = [
 ]
 
 
-@pytest.mark.usefixtures("generous_deadline")
 @pytest.mark.parametrize("pred, gold", EQUAL)
 def test_is_correct_accepts_equal_answers(pred, gold):
     assert is_correct(respond(pred), gold) is True
 
 
-@pytest.mark.usefixtures("generous_deadline")
 @pytest.mark.parametrize("pred, gold", NOT_EQUAL)
 def test_is_correct_rejects_wrong_answers(pred, gold):
     assert is_correct(respond(pred), gold) is False
@@ -230,7 +217,6 @@ def test_check_numbers(text, gold, score):
     assert check_numbers(completions=[chat(text)], answer=[gold]) == [pytest.approx(score)]
 
 
-@pytest.mark.usefixtures("generous_deadline")
 def test_check_answer_full_score_exactly_when_is_correct():
     cases = [(p, g) for p, g in EQUAL + NOT_EQUAL]
     completions = [chat(respond(p)) for p, _ in cases]
@@ -315,7 +301,6 @@ def test_functions_pickle(func):
     assert pickle.loads(pickle.dumps(func)) is func
 
 
-@pytest.mark.usefixtures("generous_deadline")
 def test_works_in_worker_threads():
     """math-verify's own timeouts use signal.alarm, which fails off the main thread; ours must not."""
     cases = EQUAL + NOT_EQUAL
@@ -554,20 +539,17 @@ CATEGORY_TABLES = {
 }
 
 
-@pytest.mark.usefixtures("generous_deadline")
 @pytest.mark.parametrize("pred, gold", WRONG_ANSWERS_PAID)
 def test_wrong_answers_are_never_paid(pred, gold):
     assert is_correct(respond(pred), gold) is False
     assert check_answer(completions=[respond(pred)], answer=[gold])[0] != rewards.ANSWER_CORRECT
 
 
-@pytest.mark.usefixtures("generous_deadline")
 @pytest.mark.parametrize("pred, gold", RIGHT_ANSWERS_REFUSED)
 def test_right_answers_are_recognised(pred, gold):
     assert is_correct(respond(pred), gold) is True
 
 
-@pytest.mark.usefixtures("generous_deadline")
 @pytest.mark.parametrize(
     "category, pred, gold, equal",
     [(name, *case) for name, table in CATEGORY_TABLES.items() for case in table],
@@ -576,7 +558,6 @@ def test_answer_categories(category, pred, gold, equal):
     assert is_correct(respond(pred), gold) is equal
 
 
-@pytest.mark.usefixtures("generous_deadline")
 @pytest.mark.parametrize("form", ["bare", "inline math", "boxed"])
 def test_every_math500_reference_equals_itself(form):
     refused = [
@@ -585,7 +566,6 @@ def test_every_math500_reference_equals_itself(form):
     assert len(REFERENCES) == 500 and refused == []
 
 
-@pytest.mark.usefixtures("generous_deadline")
 def test_math500_references_equal_their_harmless_rewritings():
     """Spacing, \\dfrac/\\cfrac, \\left(, \\!, {,}, reordered sums and lists, equations turned round, bmatrix."""
     pairs = [(text, ref, kind) for ref in REFERENCES for kind, text in variants(ref)]
@@ -595,7 +575,6 @@ def test_math500_references_equal_their_harmless_rewritings():
     assert refused == []  # all of them today; the 99 % line above is the issue's target
 
 
-@pytest.mark.usefixtures("generous_deadline")
 def test_math500_wrong_copies_are_refused():
     """A digit changed, a variable dropped, a letter added, a base changed: never equal."""
     copies = [(text, ref, kind) for ref in REFERENCES for kind, text in wrong_copies(ref)]
@@ -605,7 +584,6 @@ def test_math500_wrong_copies_are_refused():
     assert accepted == []
 
 
-@pytest.mark.usefixtures("generous_deadline")
 def test_check_numbers_agrees_with_is_correct_on_math500():
     """A number check_numbers calls equal, is_correct calls equal (one rule for units, labels, percent)."""
     numeric = [ref for ref in REFERENCES if rewards.parse_number(ref) is not None]
@@ -631,116 +609,6 @@ def test_property_check_numbers_equal_implies_is_correct(value, reference, decor
     text = respond(decoration.replace("@", value))
     if check_numbers(completions=[text], answer=[reference])[0] == rewards.NUMBER_EQUAL:
         assert is_correct(text, reference)
-
-
-# ----------------------------------------------------------------------------- the worker process
-# math-verify runs in a child process with a deadline: these tests keep the real deadline.
-SYMBOLIC = ("\\sqrt{8}", "2\\sqrt{2}")  # a pair only math-verify can judge
-
-
-def test_symbolic_judgement_returns_by_its_deadline_and_counts_the_timeout():
-    verifier.start()
-    proc = verifier._WORKER._proc
-    before = verifier.stats()["timeouts"]
-    os.kill(proc.pid, signal.SIGSTOP)  # a worker that cannot answer in time
-    try:
-        start = time.perf_counter()
-        verdict = verifier.answers_equal("\\sqrt{12} + \\sqrt{75}", "7\\sqrt{3}")  # equal, but no verdict in time
-        elapsed = time.perf_counter() - start
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
-    assert verdict is False and verifier.stats()["timeouts"] == before + 1  # judged wrong, and counted
-    assert verifier.SYMBOLIC_DEADLINE_S <= elapsed < verifier.SYMBOLIC_DEADLINE_S + 0.1  # + scheduling noise
-
-
-@pytest.mark.usefixtures("generous_deadline")
-def test_worker_restarts_after_it_dies():
-    assert verifier.answers_equal(*SYMBOLIC)
-    pid, restarts = verifier._WORKER._proc.pid, verifier.stats()["restarts"]
-    os.kill(pid, signal.SIGKILL)
-    assert verifier.answers_equal("\\sqrt{18}", "3\\sqrt{2}")  # a new worker answers
-    assert verifier._WORKER._proc.pid != pid and verifier.stats()["restarts"] == restarts + 1
-
-
-def test_stuck_worker_is_killed_and_replaced(monkeypatch):
-    """A judgement stuck in C code ignores the worker's own alarm: the caller kills the worker."""
-    verifier.start()
-    proc = verifier._WORKER._proc
-    monkeypatch.setattr(verifier, "SYMBOLIC_GRACE_S", 0.2)
-    os.kill(proc.pid, signal.SIGSTOP)  # stands for a hang the worker cannot interrupt
-    try:
-        start = time.perf_counter()
-        assert verifier.answers_equal("\\sqrt{20}", "2\\sqrt{5}") is False  # no answer in time
-        assert time.perf_counter() - start < 0.5
-        time.sleep(verifier.SYMBOLIC_JOB_LIMIT_S + 0.3)
-        monkeypatch.setattr(verifier, "SYMBOLIC_DEADLINE_S", 5.0)
-        assert verifier.answers_equal("\\sqrt{20}", "2\\sqrt{5}")  # the stuck worker was killed, a new one judged
-        assert proc.poll() is not None and verifier._WORKER._proc is not proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-
-
-@pytest.mark.usefixtures("generous_deadline")
-def test_worker_thread_gets_the_same_verdicts():
-    cases = [(text, ref) for ref in REFERENCES[:60] for _, text in variants(ref) + wrong_copies(ref)]
-    main = [verifier.answers_equal(p, g) for p, g in cases]
-    verifier.clear_caches()
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        threaded = list(pool.map(lambda c: verifier.answers_equal(*c), cases))
-    assert threaded == main
-
-
-def _judge_in_child(pair):
-    return verifier.answers_equal(*pair), verifier._WORKER._proc.pid
-
-
-@pytest.mark.usefixtures("generous_deadline")
-def test_forked_process_starts_its_own_worker():
-    assert verifier.answers_equal(*SYMBOLIC)
-    parent_worker = verifier._WORKER._proc.pid
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        verdict, child_worker = pool.apply(_judge_in_child, (("\\sqrt{18}", "3\\sqrt{2}"),))
-    assert verdict and child_worker != parent_worker
-    assert verifier._WORKER._proc.pid == parent_worker and verifier._WORKER._proc.poll() is None
-    assert verifier.answers_equal("\\sqrt{50}", "5\\sqrt{2}")  # the parent's worker still answers
-
-
-@pytest.mark.parametrize("ending", ["return", "SIGKILL"])
-def test_no_worker_outlives_its_process(ending):
-    code = (
-        "import os, signal, sys, verifier\n"
-        "assert verifier.answers_equal('\\\\sqrt{8}', '2\\\\sqrt{2}') or True\n"
-        "print(verifier._WORKER._proc.pid, flush=True)\n"
-        f"{'os.kill(os.getpid(), signal.SIGKILL)' if ending == 'SIGKILL' else 'sys.exit(0)'}\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        cwd=Path(verifier.__file__).parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    worker = int(result.stdout.split()[0])
-    for _ in range(50):  # the worker exits when its input closes
-        if not Path(f"/proc/{worker}").exists() or "Z" in Path(f"/proc/{worker}/stat").read_text().split()[2]:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(worker, signal.SIGKILL)
-        pytest.fail(f"worker {worker} outlived its parent ({ending})")
-
-
-def test_verifier_unavailable_means_wrong_not_a_crash(monkeypatch):
-    """No worker (math-verify missing, no subprocesses): symbolic answers are wrong, numbers still judged."""
-    verifier.stop()
-    monkeypatch.setattr(verifier._WORKER, "_retry_at", time.monotonic() + 60)
-    monkeypatch.setattr(verifier._WORKER, "_started_ever", True)
-    monkeypatch.setattr(verifier.subprocess, "Popen", lambda *a, **k: (_ for _ in ()).throw(OSError("no")))
-    assert verifier.answers_equal("\\sqrt{27}", "3\\sqrt{3}") is False
-    assert verifier.answers_equal("\\frac{1}{2}", "0.5") is True
-    assert check_answer(completions=[respond("\\sqrt{27}")], answer=["3\\sqrt{3}"]) == [rewards.ANSWER_NOT_A_NUMBER]
 
 
 # ----------------------------------------------------------------------------- hostile input
@@ -769,16 +637,19 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
-def test_hostile_answers_never_raise_or_hang(hostile):
-    """A generous bound that only a hang can break; bench/rewards.py measures the real latency."""
+def test_hostile_answers_are_decided_by_their_shape(hostile):
+    """A hostile answer never raises and never reaches a limit: it is decided (True/False, never
+    undecided) without the worker running out of CPU budget or its wall-clock backstop, so it cannot
+    hang a step. bench/verifier.py measures the latency."""
     texts = [respond(hostile), hostile, respond(hostile) * 2]
+    before = verifier.stats()
     for gold in ["34", "\\frac{1}{2}", hostile[:200]]:
-        start = time.perf_counter()
         for func in ALL_FUNCS:
             for score in func(completions=[chat(t) for t in texts], answer=[gold] * 3):
                 assert score is None or (isinstance(score, float) and math.isfinite(score))
         assert isinstance(is_correct(texts[0], gold), bool)
-        assert time.perf_counter() - start < 5.0
+    after = verifier.stats()
+    assert (after["timeouts"], after["undecided"]) == (before["timeouts"], before["undecided"])
 
 
 text_or_none = st.one_of(st.none(), st.text(max_size=300))
@@ -818,7 +689,7 @@ def _check_all(text, reference):
     for func in ALL_FUNCS:
         (score,) = func(completions=[chat(text)], answer=[reference])
         assert score is None or (isinstance(score, float) and math.isfinite(score))
-    assert isinstance(is_correct(text, reference), bool)
+    assert is_correct(text, reference) in (True, False, None)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,0 +1,273 @@
+"""Cleaning: what can be removed from an answer without changing its value, from closed lists.
+
+`$...$`, `\\boxed{}` (several boxes are several answers), spacing, `\\left`/`\\right`, `\\dfrac`,
+`bmatrix`, `{,}`, a `\\text{}` around the whole answer, a full stop, what follows `\\approx`, and the
+units in UNITS. Never "any trailing word": `6 - 5i`, `2k` and `3+2x` keep their letters, and `5 apples`
+is not 5. A new unit or decoration is added here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+
+# ----------------------------------------------------------------------------- units
+def _unit_words(*words: str) -> str:
+    return "|".join(words)
+
+
+# Canonical unit -> the ways it is written (regex alternatives; plurals listed). Only these are removed.
+# Single letters (m, s, g, h, L) count as units only inside \text{}, \mbox{} or \mathrm{}: bare, they
+# are variables. A power after the unit (^2, ^{3}) is part of it; "square"/"cubic" give the same.
+UNITS = {
+    "%": r"\\%|%|percentage(?:\s+points?)?|percent|per\s*cent|pct",
+    "deg": r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|degrees?|deg",
+    "$": r"\\\$|dollars?|USD",
+    "cent": r"cents?|\\cent|\\textcent",
+    "rad": r"radians?|rad",
+    "mm": _unit_words("mm", "millimet(?:er|re)s?"),
+    "cm": _unit_words("cm", "centimet(?:er|re)s?"),
+    "m": _unit_words("met(?:er|re)s?"),
+    "km": _unit_words("km", "kilomet(?:er|re)s?"),
+    "in": _unit_words("inch(?:es)?"),
+    "ft": _unit_words("ft", "feet", "foot"),
+    "yd": _unit_words("yd", "yards?"),
+    "mi": _unit_words("miles?"),
+    "g": _unit_words("grams?"),
+    "kg": _unit_words("kg", "kilograms?"),
+    "mg": _unit_words("mg", "milligrams?"),
+    "lb": _unit_words("lbs?", "pounds?"),
+    "oz": _unit_words("oz", "ounces?"),
+    "s": _unit_words("sec", "secs", "seconds?"),
+    "min": _unit_words("min", "mins", "minutes?"),
+    "h": _unit_words("hr", "hrs", "hours?"),
+    "day": _unit_words("days?"),
+    "week": _unit_words("weeks?"),
+    "month": _unit_words("months?"),
+    "year": _unit_words("years?", "yrs?"),
+    "L": _unit_words("liters?", "litres?"),
+    "mL": _unit_words("ml", "mL", "millilit(?:er|re)s?"),
+    "gal": _unit_words("gal", "gallons?"),
+    "mph": _unit_words("mph", "miles per hour"),
+    "km/h": _unit_words("km/h", "kph", "kilomet(?:er|re)s per hour"),
+    "m/s": _unit_words("m/s", "met(?:er|re)s per second"),
+    "unit": _unit_words("units?"),
+}
+_TEXT_ONLY_UNITS = {"m": "m", "s": "s", "g": "g", "h": "h", "L": "L", "in": "in"}  # only inside \text{}
+_POWER = r"(?:\s*\^\s*\{?\s*(?P<power>[23])\s*\}?)?"
+_UNIT_NAME = {}
+
+
+def _unit_alternation(text_only: bool) -> str:
+    parts = []
+    for i, (canonical, pattern) in enumerate(UNITS.items()):
+        alternatives = pattern
+        if text_only and canonical in _TEXT_ONLY_UNITS:
+            alternatives += "|" + re.escape(_TEXT_ONLY_UNITS[canonical])
+        _UNIT_NAME[f"u{i}"] = canonical
+        parts.append(f"(?P<u{i}>{alternatives})")
+    return "|".join(parts)
+
+
+_SQUARE = r"(?:(?P<square>square|sq\.?)\s+|(?P<cubic>cubic|cu\.?)\s+)?"
+# "\text{ cm}^2", "\mbox{ square inches}", "\mathrm{m}"
+_UNIT_IN_TEXT = re.compile(
+    rf"\\(?:text|mbox|mathrm|textrm|textbf|textnormal|rm)\s*\{{\s*{_SQUARE}(?:{_unit_alternation(True)})\s*\.?\s*\}}{_POWER}\s*$"
+)
+# bare "cm^2", "dollars", "\%", "^\circ"; a unit written in letters must follow a digit, space, brace or parenthesis
+_UNIT_BARE = re.compile(rf"{_SQUARE}(?:{_unit_alternation(False)}){_POWER}\s*$")
+_CURRENCY_PREFIX = re.compile(r"^(?:\\\$|USD\s*)\s*(?=[\d.\-+\\])")
+
+
+def strip_unit(s: str) -> tuple[str, str | None]:
+    """(answer without its trailing unit, canonical unit with power) - or (s, None) without a unit."""
+    unit = None
+    match = _CURRENCY_PREFIX.match(s)
+    if match:
+        s, unit = s[match.end() :], "$"
+    last = s[-1:]
+    patterns = [_UNIT_IN_TEXT] if "\\" in s else []
+    if last.isalpha() or last in "%}$." or (last in "23" and "^" in s):
+        patterns.append(_UNIT_BARE)
+    for pattern in patterns:
+        match = pattern.search(s)
+        if not match or match.start() == 0:
+            continue  # no unit, or nothing but a unit
+        if pattern is _UNIT_BARE and match.group(0)[0].isalpha() and s[match.start() - 1] not in "0123456789 })":
+            continue  # "2k", "5x cm"... letters glued to a variable are not a unit
+        rest = s[: match.start()].strip()
+        if not rest or rest.endswith(("^", "_", "\\")):
+            continue
+        groups = match.groupdict()
+        name = next(_UNIT_NAME[k] for k, v in groups.items() if k.startswith("u") and v is not None)
+        power = groups.get("power") or ("2" if groups.get("square") else "3" if groups.get("cubic") else None)
+        found = f"{name}^{power}" if power else name
+        if unit is not None and unit != found:
+            return s, "conflict"  # "\$5 cm": two different units
+        return rest, found
+    return s, unit
+
+
+# ----------------------------------------------------------------------------- cleaning
+_UNICODE = str.maketrans(
+    {
+        "\u2212": "-",
+        "\u2013": "-",
+        "\u00d7": "\\times ",
+        "\u22c5": "\\cdot ",
+        "\u00b7": "\\cdot ",
+        "\u03c0": "\\pi ",
+        "\u221e": "\\infty ",
+        "\u00b0": "^\\circ",
+        "\u2264": "\\le ",
+        "\u2265": "\\ge ",
+        "\u2260": "\\ne ",
+        "\u2248": "\\approx ",
+        "\u221a": "\\sqrt",
+        "\u00b2": "^2",
+        "\u00b3": "^3",
+        "\u00a2": "\\cent",
+        "\u00a0": " ",
+        "\u2009": " ",
+        "\u202f": " ",
+        "\uff0c": ",",
+        "\n": " ",
+        "\t": " ",
+    }
+)
+_DELIMITERS = re.compile(r"(?<!\\)\$+|\\\(|\\\)|(?<!\\)\\\[|(?<!\\)\\\]")
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*(?=\{)")
+_THIN_THOUSANDS = re.compile(r"(?<=\d),?\s*(?:\\[,!]|\{,\})\s*(?=\d{3}(?!\d))")  # 10\,080, 10,\!080, 10{,}080
+_SPACING = re.compile(r"(?<!\\)\\(?:[,;:> ]|q?quad\b|hspace\s*\{[^{}]*\}|enspace\b|thinspace\b)|~")
+_SIZING = re.compile(
+    r"(?<!\\)\\(?:left|right|[bB]igg?[lr]?|middle)\s*(?:\.|(?=[\\(\[|)\]]))|\\(?:displaystyle|textstyle|scriptstyle)\b"
+)
+_FRACS = re.compile(r"\\[dtc]frac\b")
+_MATRIX = re.compile(r"\{[bB]matrix\}")
+_BRACKETED_MATRIX = re.compile(
+    r"^[(\[]\s*\\begin\s*\{(?:matrix|array)\}(?:\s*\{[lcr|]*\})?(?P<body>.*)\\end\s*\{(?:matrix|array)\}\s*[)\]]$",
+    re.DOTALL,
+)
+_WRAPPER = re.compile(
+    r"\\(?:text|textbf|textit|textrm|textnormal|textsf|mathrm|mathbf|mathit|mathsf|mbox|emph|rm)\s*\{"
+)
+_CHOICE = re.compile(r"\(\s*([A-Za-z])\s*\)|([A-Z])")  # (C): a choice letter, not a grouping
+_INNER_SPACE = re.compile(r"(?<=[(\[])\s+|\s+(?=[)\]])")  # "( 3, 4 )" -> "(3, 4)"
+_APPROX = re.compile(r"\\approx|\\simeq|\\sim\b|\\doteq")
+# what may stand between two boxes of one answer: commas, spacing, "and", "or"
+_BETWEEN_BOXES = re.compile(
+    r"(?:\s|[,;]|\$|\\[,;:!> ]|\\q?quad\b|~|\\text\s*\{\s*,?\s*(?:and|or)?\s*\}|\b(?:and|or)\b)*"
+)
+_DOUBLED_BACKSLASH = re.compile(r"\\\\(?=[A-Za-z])")  # "\\frac" written with its backslash escaped twice
+_SEPARATOR_WORDS = re.compile(r"\\text\s*\{\s*(?:,?\s*(?:and|or)\s*|,)\}|,?\s*\b(?:and|or)\b\s*")
+
+
+def closing(s: str, i: int) -> int:
+    """Index of the brace that closes the one at s[i], or -1."""
+    depth = 0
+    for j in range(i, len(s)):
+        c = s[j]
+        if c == "\\" and j + 1 < len(s) and s[j + 1] in "{}":
+            continue
+        if c == "{" and (j == 0 or s[j - 1] != "\\"):
+            depth += 1
+        elif c == "}" and (j == 0 or s[j - 1] != "\\"):
+            depth -= 1
+            if depth == 0:
+                return j
+    return -1
+
+
+def _unbox(s: str) -> str | None:
+    """The contents of every \\boxed{} in s, joined by commas (several boxes: several answers);
+    s itself without a box; None when a box never closes."""
+    for _ in range(3):  # nested boxes: \boxed{\boxed{34}}
+        if "box" not in s:
+            return s
+        parts, i = [], 0
+        for match in _BOX.finditer(s):
+            if match.start() < i:
+                continue  # inside a box already taken
+            if parts and not _BETWEEN_BOXES.fullmatch(s[i : match.start()]):
+                return None  # "\boxed{1} no no \boxed{2}": words between boxes, not a list of answers
+            end = closing(s, match.end())
+            if end < 0:
+                return None
+            content = s[match.end() + 1 : end].strip()
+            if not parts or parts[-1] != content:
+                parts.append(content)
+            i = end + 1
+        if not parts:
+            return s
+        s = ", ".join(parts)
+    return s
+
+
+def _unwrap(s: str) -> tuple[str, bool]:
+    """Remove \\text{...}-like wrappers and braces that span the whole answer; (s, whether text was removed)."""
+    was_text = False
+    for _ in range(4):
+        if s.startswith("{") and closing(s, 0) == len(s) - 1:
+            s = s[1:-1].strip()
+            continue
+        match = _WRAPPER.match(s)
+        if match and closing(s, match.end() - 1) == len(s) - 1:
+            s, was_text = s[match.end() : -1].strip(), True
+            continue
+        if s.startswith("(") and s.endswith(")") and _grouping(s) and not _CHOICE.fullmatch(s):
+            s = s[1:-1].strip()  # ((3)): parentheses around one answer group it, they add nothing
+            continue
+        break
+    return s, was_text
+
+
+def _grouping(s: str) -> bool:
+    """True when s is one pair of parentheses around something without a top-level comma or semicolon."""
+    depth = 0
+    for i, c in enumerate(s):
+        depth += (c in "([{") - (c in ")]}")
+        if depth == 0 and i < len(s) - 1:
+            return False
+        if depth == 1 and c in ",;":
+            return False
+    return True
+
+
+def _cut_approximation(s: str) -> str:
+    """`\\frac{\\sqrt3}{3} \\approx 0.577` -> the exact part; `\\approx 0.577` or `x \\approx 0.577` -> 0.577."""
+    match = _APPROX.search(s)
+    if not match:
+        return s
+    left, right = s[: match.start()].strip(), s[match.end() :].strip()
+    if not left or re.fullmatch(r"[A-Za-z]\s*=?", left):
+        return right
+    return left
+
+
+
+def clean_text(raw: str) -> tuple[str, str | None, bool] | None:
+    """(cleaned answer, canonical unit or None or "conflict", whether a \\text{} wrapper was removed), or
+    None when the answer is malformed (a box that never closes, words between boxes)."""
+    s = raw.translate(_UNICODE)
+    if "\\\\" in s and "\\begin" not in s and "matrix" not in s:
+        s = _DOUBLED_BACKSLASH.sub(r"\\", s)
+    s = _DELIMITERS.sub(" ", s)
+    s = _unbox(s)
+    if s is None:
+        return None
+    s = _THIN_THOUSANDS.sub(",", s).replace("\\!", "")
+    s = _SIZING.sub("", _SPACING.sub(" ", s))
+    s = _MATRIX.sub("{pmatrix}", _FRACS.sub("\\\\frac", s))
+    s = s.replace("{,}", ",")
+    s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    if s.endswith("\\") and not s.endswith("\\\\"):
+        s = s[:-1].rstrip()  # "185\\": a stray backslash at the end
+    if "matrix" in s or "array" in s:  # [\begin{matrix} ... \end{matrix}] is a pmatrix
+        s = _BRACKETED_MATRIX.sub(r"\\begin{pmatrix}\g<body>\\end{pmatrix}", s)
+    s, was_text = _unwrap(s)
+    s = _cut_approximation(s)
+    if any(c.isdigit() or c == "\\" for c in s):
+        s = _SEPARATOR_WORDS.sub(", ", s).strip(" ,")
+    s, unit = strip_unit(s.rstrip(".").strip())
+    s, inner_text = _unwrap(s)
+    s = _INNER_SPACE.sub("", re.sub(r"\s+", " ", s)).strip()
+    return s, unit, was_text or inner_text

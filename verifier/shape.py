@@ -1,0 +1,84 @@
+"""The shape screen: what may reach sympy at all. An answer that could make sympy build an enormous
+number or expand for seconds (power towers, big factorials, sums, 1e100000, hundreds of operators) is
+judged by its text only, so a call stays fast whatever the input, and the symbolic worker's CPU budget
+(limits.SYMBOLIC_CPU_S) is a backstop that real answers do not reach.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import limits
+from .cleaning import closing
+
+_OPERATOR = re.compile(r"[-+*/^=]|\\[A-Za-z]+")
+_COMMAND = re.compile(r"\\[A-Za-z]+")
+_SYMBOL = re.compile(r"[A-Za-z]")
+_BIG_E = re.compile(r"\d\s*[eE]\s*[+-]?\s*\d{3}")  # 1e100000: sympy builds the whole number
+_ALLOWED_CHARS = re.compile(r"^[0-9A-Za-z\\+\-*/^_().,;:{}\[\]=<>|&!' ]*$")
+_GROWTH = re.compile(r"!|\\(?:sum|prod|int|iint|oint|lim|binom|choose|Gamma|zeta|operatorname)(?![A-Za-z])")
+
+
+def _exponents(s: str):
+    """Yield (exponent, text after it) for each ^ in a LaTeX string; an unbalanced brace yields None."""
+    i = s.find("^")
+    while i >= 0:
+        j = i + 1
+        while j < len(s) and s[j] == " ":
+            j += 1
+        if j < len(s) and s[j] == "{":
+            k = closing(s, j)
+            if k < 0:
+                yield None, ""
+                return
+            exponent, end = s[j + 1 : k], k + 1
+        else:
+            match = re.match(r"\\[A-Za-z]+|.", s[j:], re.DOTALL)
+            exponent = match.group(0) if match else ""
+            end = j + len(exponent)
+        yield exponent, s[end:]
+        i = s.find("^", i + 1)
+
+
+def bounded(s: str) -> bool:
+    """False for what could make sympy build enormous numbers (power towers, big factorials, sums,
+    1e100000) or is not an answer at all; those are judged by their text only."""
+    if len(s) > limits.MAX_SYMBOLIC_CHARS or "**" in s or _BIG_E.search(s) or not _ALLOWED_CHARS.match(s):
+        return False
+    runs = re.findall(r"\d+", s)
+    if any(len(run) > limits.MAX_DIGITS for run in runs):
+        return False
+    if _GROWTH.search(s) and ("^" in s or any(len(run) > 3 for run in runs)):
+        return False
+    for exponent, rest in _exponents(s):
+        if exponent is None or "^" in exponent or rest.lstrip().startswith("^"):
+            return False  # unbalanced, or a tower such as 9^{9^{9}} or 2^2^2
+    if len(_OPERATOR.findall(s)) > limits.MAX_OPERATORS:
+        return False  # a long expression: sympy's simplification grows with it
+    if len(set(_SYMBOL.findall(_COMMAND.sub(" ", s)))) > limits.MAX_SYMBOLS:
+        return False
+    return _power_growth(s) <= limits.MAX_EXPONENT
+
+
+def _power_growth(s: str) -> int:
+    """The largest product of exponents along a chain of nested powers: 2^{100} -> 100,
+    ((9^{99})^{99})^{99} -> 970299, (x^2 + 1)^2 -> 4. Bounds the digits of any power sympy may expand."""
+    growth = 1
+    for i, c in enumerate(s):
+        if c != "^":
+            continue
+        exponent = next(_exponents(s[i:]))[0] or ""
+        value = max([int(n) for n in re.findall(r"\d+", exponent)] or [1])
+        j = i - 1
+        while j >= 0 and s[j] == " ":
+            j -= 1
+        if j >= 0 and s[j] in ")]}":
+            depth, k = 0, j
+            for k in range(j, -1, -1):
+                depth += (s[k] in ")]}") - (s[k] in "([{")
+                if depth == 0:
+                    break
+            value *= _power_growth(s[k + 1 : j])
+        growth = max(growth, value)
+    return growth
+

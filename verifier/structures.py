@@ -1,0 +1,227 @@
+"""Structures: lists, tuples, intervals, inequalities, matrices and labels, split by text in-process
+(math-verify's grammar takes 50 ms to seconds to parse a bracketed list, a few ms per element).
+
+- A bare list (`1, -2`, `1; -2`) is a set; a bracketed one (`(1, 2]`) a tuple or an interval.
+- An inequality in one variable is an interval (`2 < t < 9` is `(2, 9)`, `x \\ge 1` is `[1, \\infty)`);
+  several joined by "or" are a union.
+- A label is the name of what the answer gives: `x`, `(a, b)`, `\\frac{AM}{MB}`, `[ABC]:[ABD]`, `f(2)`.
+  It holds letters only (digits only in subscripts), no arithmetic, and none of its letters appear in
+  the value: `x + 1 = 34` and `y = 2x` keep their relation.
+- A chain `x = 2 + 3 + 4 = 9` is its last member when every member is plain arithmetic of one value.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .numeric import arithmetic
+
+def split_top(s: str) -> list[str]:
+    """s split at the commas and semicolons outside every bracket."""
+    items, depth, start = [], 0, 0
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c == "\\" and i + 1 < len(s) and s[i + 1] in "{}":
+            depth += 1 if s[i + 1] == "{" else -1
+            i += 2
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c in ",;" and depth == 0:
+            items.append(s[start:i].strip())
+            start = i + 1
+        elif c == "\\" and s.startswith("\\\\", i) and depth == 0:
+            return [s]  # a matrix row separator outside an environment: not a list
+        i += 1
+    items.append(s[start:].strip())
+    return items
+
+
+def bracketed(s: str) -> tuple[str, list[str], str] | None:
+    """(opening, elements, closing) for a tuple or interval such as (1, 2], [a; b], or None."""
+    if len(s) < 2 or s[0] not in "([" or s[-1] not in ")]":
+        return None
+    depth = 0
+    for i, c in enumerate(s):
+        depth += (c in "([{") - (c in ")]}")
+        if depth == 0 and i < len(s) - 1:
+            return None  # (1, 2) \cup (3, 4), (a+b)(c+d)
+    elements = split_top(s[1:-1])
+    return (s[0], elements, s[-1]) if len(elements) >= 2 and all(elements) else None
+
+
+def split_word(s: str, separator: str) -> list[str]:
+    """s split at a LaTeX command (\\cup, \\pm) outside every bracket."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(s):
+        c = s[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and s.startswith(separator, i) and not s[i + len(separator) : i + len(separator) + 1].isalpha():
+            parts.append(s[start:i].strip())
+            start = i = i + len(separator)
+            continue
+        i += 1
+    parts.append(s[start:].strip())
+    return parts
+
+
+_MATRIX_ENV = re.compile(r"\\begin\s*\{pmatrix\}(?P<body>.*)\\end\s*\{pmatrix\}", re.DOTALL)
+
+
+def matrix(s: str) -> tuple[tuple[str, ...], ...] | None:
+    """The rows of \\begin{pmatrix} a & b \\\\ c & d \\end{pmatrix} (bmatrix was made pmatrix), or None."""
+    match = _MATRIX_ENV.fullmatch(s)
+    if not match or "pmatrix" in match.group("body"):
+        return None
+    rows = [row.strip() for row in match.group("body").split("\\\\")]
+    while rows and not rows[-1]:
+        rows.pop()
+    cells = tuple(tuple(cell.strip() for cell in row.split("&")) for row in rows)
+    if not cells or len({len(row) for row in cells}) != 1 or not all(all(row) for row in cells):
+        return None
+    return cells
+
+
+# ----------------------------------------------------------------------------- relations
+_RELATION = re.compile(r"=|<|>|\\(?:le|ge|leq|geq|neq|ne|lt|gt|in|leqslant|geqslant)\b")
+_LESS = {"<=": "<=", "<": "<", "\\lt": "<", "\\le": "<=", "\\leq": "<=", "\\leqslant": "<="}
+_MORE = {">=": ">=", ">": ">", "\\gt": ">", "\\ge": ">=", "\\geq": ">=", "\\geqslant": ">="}
+_INEQUALITY = re.compile(r"\\(?:leqslant|geqslant|leq|geq|le|ge|lt|gt)(?![A-Za-z])|<=|>=|<|>")
+_INFINITY = re.compile(r"^\+?\s*\\infty$")
+
+
+def has_relation(s: str) -> bool:
+    return bool(_RELATION.search(s))
+
+
+def top_level_split(s: str, pattern: re.Pattern) -> tuple[list[str], list[str]]:
+    """s split at the matches of pattern outside every bracket: (parts, separators)."""
+    parts, separators, depth, start = [], [], 0, 0
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0:
+            match = pattern.match(s, i)
+            if match and match.end() > i:
+                parts.append(s[start:i].strip())
+                separators.append(match.group(0))
+                start = i = match.end()
+                continue
+        i += 1
+    parts.append(s[start:].strip())
+    return parts, separators
+
+
+_COMMAND = re.compile(r"\\[A-Za-z]+")
+_LABEL_COMMANDS = {
+    "\\frac", "\\angle", "\\measuredangle", "\\triangle", "\\overline", "\\overrightarrow", "\\vec", "\\widehat",
+    "\\hat", "\\text", "\\mathrm", "\\operatorname", "\\alpha", "\\beta", "\\gamma", "\\delta", "\\theta", "\\phi",
+    "\\varphi", "\\lambda", "\\mu", "\\omega", "\\sigma", "\\rho", "\\tau", "\\epsilon", "\\varepsilon", "\\psi",
+    "\\Delta", "\\Omega", "\\Phi", "\\Gamma", "\\Theta", "\\Lambda", "\\Sigma", "\\Psi",
+}
+_SUBSCRIPT = re.compile(r"_\s*(?:\{[^{}]*\}|[A-Za-z0-9])")
+_LABEL_CHARS = re.compile(r"[A-Za-z\s{}()\[\],:|']*")
+
+
+def is_label(s: str) -> bool:
+    """True when s names a quantity: letters (digits only in subscripts), brackets, commas, colons and
+    the commands in _LABEL_COMMANDS; no arithmetic, no powers, no numbers."""
+    s = s.strip()
+    if not s or len(s) > 40 or "\\\\" in s:
+        return False
+    bare = _SUBSCRIPT.sub("", s)
+    for command in _COMMAND.findall(bare):
+        if command not in _LABEL_COMMANDS:
+            return False
+    bare = _COMMAND.sub(" ", bare)
+    return bool(re.search(r"[A-Za-z]", bare)) and bool(_LABEL_CHARS.fullmatch(bare))
+
+
+def label_letters(label: str) -> set[str]:
+    """The variable letters of a label (command names and subscripts left out)."""
+    return set(re.findall(r"[A-Za-z]", _COMMAND.sub(" ", _SUBSCRIPT.sub("", label))))
+
+
+def normal_label(label: str) -> str:
+    return re.sub(r"[\s{}]", "", label)
+
+
+def split_label(s: str) -> tuple[str | None, str]:
+    """(label, value) for `label = value`, `label \\in value` or `value = x`, else (None, s)."""
+    parts, separators = top_level_split(s, re.compile(r"=|\\in(?![A-Za-z])"))
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        return None, s
+    left, right = parts
+    if is_label(left) and not has_relation(right):
+        label, rest = left, right
+    elif separators[0] == "=" and re.fullmatch(r"[A-Za-z](?:_\{?[A-Za-z0-9]{1,3}\}?)?", right) and not has_relation(left):
+        label, rest = right, left  # "5 = x"
+    else:
+        return None, s
+    letters = label_letters(label)
+    rest_letters = set(re.findall(r"(?<![A-Za-z\\])[A-Za-z](?![A-Za-z])", _COMMAND.sub(" ", rest)))
+    if letters & rest_letters:
+        return None, s  # y = 2y - 3, f(x) = x^2: an equation, not a label
+    return normal_label(label), rest
+
+
+def chain_end(s: str) -> str:
+    """`x = 2 + 3 + 4 = 9` -> `x = 9`, `\\frac{6}{4} = 1.5` -> `1.5`, when every member after the label
+    is plain arithmetic of the same value; any other text unchanged."""
+    if "=" not in s or any(r in s for r in ("<", ">", "\\le", "\\ge", "\\ne", "\\in")):
+        return s
+    members, _ = top_level_split(s, re.compile(r"="))
+    label = members[0] if is_label(members[0]) else None
+    values = members[1:] if label is not None else members
+    if len(values) < 2:
+        return s
+    evaluated = [arithmetic(v) for v in values]
+    if any(v is None for v in evaluated) or len(set(evaluated)) != 1:
+        return s
+    return f"{label} = {values[-1]}" if label is not None else values[-1]
+
+
+def interval(s: str) -> tuple[str | None, str, str, str] | None:
+    """An inequality in one variable as (variable, opening bracket, low, high, closing bracket) text:
+    `1 \\le y < 4` -> ("y", "[", "1", "4", ")"); `x > 3` -> ("x", "(", "3", "\\infty", ")"); else None."""
+    parts, relations = top_level_split(s, _INEQUALITY)
+    if not 1 <= len(relations) <= 2 or not all(parts):
+        return None
+    if len(relations) == 2:
+        low, variable, high = parts
+        kinds = [_LESS.get(r) or _MORE.get(r) for r in relations]
+        if all(r in _LESS for r in relations):
+            opening, closing = ("[" if kinds[0] == "<=" else "("), ("]" if kinds[1] == "<=" else ")")
+        elif all(r in _MORE for r in relations):
+            low, high = high, low
+            opening, closing = ("[" if kinds[1] == ">=" else "("), ("]" if kinds[0] == ">=" else ")")
+        else:
+            return None
+    else:
+        left, right = parts
+        relation = relations[0]
+        if is_label(left) and not is_label(right):
+            variable, bound, less = left, right, relation in _LESS
+        elif is_label(right) and not is_label(left):
+            variable, bound, less = right, left, relation in _MORE  # 3 > x is x < 3
+        else:
+            return None
+        strict = (_LESS.get(relation) or _MORE.get(relation)) in ("<", ">")
+        if less:
+            low, high, opening, closing = "-\\infty", bound, "(", (")" if strict else "]")
+        else:
+            low, high, opening, closing = bound, "\\infty", ("(" if strict else "["), ")"
+    if not is_label(variable) or label_letters(variable) & set(re.findall(r"[A-Za-z]", _COMMAND.sub(" ", low + high))):
+        return None
+    low, high = ("\\infty" if _INFINITY.match(x) else x for x in (low, high))
+    return normal_label(variable), opening, low, high, closing
