@@ -1,5 +1,6 @@
 """Models: which backend runs, loading the model with LoRA (Unsloth, or transformers + PEFT), the
-trainer's precision and optimizer for this machine, the CPU stand-in for TRL's GPU kernel, and saving.
+trainer's precision and optimizer for this machine, the CPU stand-in for TRL's GPU kernel, and saving
+the adapter (merged and GGUF exports: export.py).
 
 On a CUDA GPU the recipe runs on Unsloth (its kernels, and vLLM generation when installed); elsewhere,
 and with several processes, on plain transformers + PEFT with the same TRL trainers.
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from .data import chat_template
 from .errors import SetupError
-from .runs import world_size
+from .generation import vllm_available, vllm_off_reason  # noqa: F401 - vllm_available: recipe.models' API
+from .runs import atomic_path, cuda_oom_advice, world_size
 
 CUDA13_DRIVER = "580"  # the oldest NVIDIA driver branch that runs CUDA 13 builds (the pinned torch 2.13.0's)
 
@@ -52,10 +54,21 @@ def choose_backend(wanted: str, needs_gpu: bool) -> str:
     Imports Unsloth when chosen, before anything imports trl or transformers, so it can patch them,
     then checks that the training libraries import."""
     has_cuda, why_not = cuda_available()
+    if not has_cuda and needs_gpu and wanted == "transformers":  # asked for by name: go on, and say the cost
+        print(
+            f"{why_not}\n--backend transformers: running on the CPU, as asked. This is for checking a small "
+            "local model (--model-name DIR) before renting a GPU, not for training one: the weights load in "
+            "float32 (4 bytes a parameter, 16 GB for a 4B model before activations) and every completion is "
+            "generated token by token. The settings' defaults are sized for a GPU; shorten the run, e.g. "
+            "--max-steps 2 --priming-max-rows 4 --eval-size 4 --max-completion-length 32 --eval-max-new-tokens 32"
+        )
+        needs_gpu = False
     if not has_cuda and needs_gpu:
+        check_libraries(why_not)  # advise --smoke only where it would run: the libraries must import here
         raise SetupError(
             f"{why_not}\nThe real run trains a 4B model and needs a CUDA GPU (24 GB or more; see README.md).\n"
-            "To run the whole recipe on this machine with a tiny model instead: python train_grpo.py --smoke"
+            "To run the whole recipe on this machine with a tiny model instead: python train_grpo.py --smoke\n"
+            "To check your settings and data first, on this machine: python train_grpo.py --check"
         )
     if wanted == "unsloth" and not has_cuda:
         raise SetupError(f"--backend unsloth needs a CUDA GPU: {why_not} Use --backend transformers here.")
@@ -86,42 +99,113 @@ def import_unsloth() -> None:
         ) from None
 
 
-def check_libraries() -> None:
-    """Import the training libraries once, so a broken install ends in advice rather than a traceback."""
+CPU_SETUP = (
+    "python3 -m venv .venv-cpu && . .venv-cpu/bin/activate && "
+    "pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements-test.txt"
+)  # the CPU build of torch (192 MB) rather than PyPI's CUDA one (2.7 GB with its libraries); README.md
+
+
+def check_libraries(no_gpu: str = "") -> None:
+    """Import the training libraries once, so a broken install ends in advice rather than a traceback.
+    `no_gpu`: why there is no GPU, when the caller found none (the advice then leads to a CPU setup)."""
     try:
         import peft  # noqa: F401
         import transformers  # noqa: F401
         import trl  # noqa: F401
     except Exception as e:  # noqa: BLE001 - any import failure: say what to reinstall
         details = "".join(traceback.format_exception(e))
+        first = f"{no_gpu}\n" if no_gpu else ""
         if "torchvision" in details:
             raise SetupError(
-                "transformers cannot be imported because torchvision does not match this torch. requirements.txt "
-                "installs Unsloth's CUDA build of torchvision, which fails on a machine without a GPU. Here, run "
-                "`pip uninstall -y torchvision`, or set up a fresh environment with requirements-test.txt."
+                f"{first}transformers and peft cannot be imported here: torchvision does not match this torch. "
+                "This environment holds the GPU set (requirements.txt), whose CUDA build of torchvision (pulled "
+                "by Unsloth) fails on a machine without a GPU. For the smoke run and the tests on this machine, "
+                f"make a CPU environment beside it:\n  {CPU_SETUP}\nthen: python train_grpo.py --smoke "
+                "(or --check). On a GPU machine, install requirements.txt in a fresh environment."
             ) from None
         raise SetupError(
-            f"the training libraries do not import ({type(e).__name__}: {e}). Reinstall them: "
-            "pip install -r requirements.txt on a GPU machine, pip install -r requirements-test.txt elsewhere."
+            f"{first}the training libraries do not import ({type(e).__name__}: {str(e)[:300]}). Reinstall them "
+            "in a fresh environment: pip install -r requirements.txt on a GPU machine; elsewhere:\n"
+            f"  {CPU_SETUP}"
         ) from None
+
+
+# How the libraries word the load failures a user can act on, matched in lower case against the error and
+# its cause. Memory: torch ("CUDA out of memory"), vLLM 0.31 ("No available memory for the cache blocks",
+# "... KV cache is needed", "Free memory on device ... is less than desired GPU memory utilization"), which
+# Unsloth re-raises as RuntimeError after its retries (unsloth_zoo/vllm_utils.py:4929-4966). Packages: Unsloth
+# names the pip command ("`pip install vllm-bnb-plugin` for load_in_4bit", vllm_utils.py:4135; "update
+# transformers via `pip install --upgrade transformers`", unsloth/models/loader.py:1446). Names: Unsloth's
+# "Failed to load model. Both AutoConfig and PeftConfig loading failed" (loader.py:1513); transformers and the
+# hub raise OSError.
+OUT_OF_MEMORY_SIGNS = (
+    "out of memory", "no available memory for the cache", "kv cache is needed",
+    "less than desired gpu memory utilization", "not enough memory", "insufficient memory", "failed to allocate",
+)  # fmt: skip
+MISSING_PACKAGE_SIGNS = ("pip install", "no module named")
+NAME_SIGNS = (
+    "failed to load model", "not a valid model identifier", "is not a local folder", "repository not found",
+    "does not appear to have", "couldn't connect", "unrecognized model", "gated",
+)  # fmt: skip
+
+
+def load_failure_kind(error: BaseException) -> str:
+    """What a failed model load calls for: "memory", "package", "name" (a wrong name, a gated model, no hub),
+    or "other" (anything else, which keeps its traceback)."""
+    import torch
+
+    text = f"{error} {error.__cause__ or ''}".lower()
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)) or any(s in text for s in OUT_OF_MEMORY_SIGNS):
+        return "memory"
+    if isinstance(error, ImportError) or any(s in text for s in MISSING_PACKAGE_SIGNS):
+        return "package"
+    if isinstance(error, OSError) or any(s in text for s in NAME_SIGNS):
+        return "name"
+    return "other"
 
 
 @contextlib.contextmanager
-def advice_on_load_failure(name: str):
-    """A wrong name, an unreachable hub or a broken folder ends in advice; running out of memory does not
-    (Unsloth reports a bad name as RuntimeError, transformers as OSError or ValueError)."""
-    import torch
-
+def advice_on_load_failure(name: str, settings: dict | None = None):
+    """A model that cannot be loaded ends in the advice its cause calls for, with the library's own message:
+    out of memory (what to lower), a missing package (what to install), a wrong name or no hub (how to use a
+    local copy). Unsloth wraps all three in RuntimeError, so the type alone cannot tell them apart."""
     try:
         yield
-    except (OSError, ValueError, RuntimeError) as e:
-        if isinstance(e, torch.OutOfMemoryError):
-            raise
-        raise SetupError(
-            f"could not load model {name!r}: {type(e).__name__}: {str(e)[:300]}\n"
-            "Check the name. Without hub access, download it elsewhere (hf download NAME --local-dir DIR) "
-            "and pass --model-name DIR."
-        ) from None
+    except (OSError, ValueError, RuntimeError, ImportError, MemoryError) as e:
+        kind = load_failure_kind(e)
+        said = f"{type(e).__name__}: {e}"
+        if "trust_remote_code" in said:  # transformers refuses a repository's own code unless asked
+            raise SetupError(
+                f"{name!r} comes with its own model code, which runs only if you ask for it: read that code, "
+                f"then pass --trust-remote-code true.\n{said}"
+            ) from None
+        if kind == "memory":
+            advice = cuda_oom_advice(settings) if settings else "Lower --max-seq-length, or --load-in-4bit true."
+            if "less than desired" in said.lower():
+                advice = (
+                    "vLLM asked for a larger share of the GPU than is free: lower --gpu-memory-utilization "
+                    "(Unsloth) or --colocate-vllm-memory (transformers backend), or free the GPU (nvidia-smi "
+                    "lists what holds it)."
+                )
+            elif "kv cache" in said.lower() or "for the cache" in said.lower():
+                advice = (
+                    "vLLM's share holds the weights and the KV cache for at least one full-length sequence, and "
+                    "too little was left for the cache: raise --gpu-memory-utilization (Unsloth) or "
+                    "--colocate-vllm-memory (transformers backend), or lower --max-seq-length."
+                )
+            raise SetupError(f"out of GPU memory loading {name!r}:\n{said}\n{advice}") from None
+        if kind == "package":
+            raise SetupError(
+                f"could not load {name!r}: a package is missing or does not match:\n{said}\nInstall the pinned "
+                "set in a fresh environment (pip install -r requirements.txt, or requirements-vllm.txt for vLLM); "
+                "the message above names what is missing."
+            ) from None
+        if kind == "name":
+            raise SetupError(
+                f"could not load model {name!r}:\n{said}\nCheck the name. Without hub access, download it "
+                "elsewhere (hf download NAME --local-dir DIR) and pass --model-name DIR."
+            ) from None
+        raise
 
 
 def load_tokenizer(model_name: str, trust_remote_code: bool = False):
@@ -140,10 +224,31 @@ def load_tokenizer(model_name: str, trust_remote_code: bool = False):
 
 
 def with_recipe_template(tokenizer):
-    tokenizer.chat_template = chat_template()
+    """The recipe's chat template, opening with the model's bos when its tokenizer adds one to plain
+    text (Llama, Gemma, Mistral; not Qwen). Every path tokenizes the rendered template without special
+    tokens, so this is where the one bos comes from (chat_template's docstring)."""
+    tokenizer.chat_template = chat_template(bos=adds_bos(tokenizer))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer puts its bos in front of plain text, i.e. its model was trained with one.
+    Asked of what the tokenizer does, not of its add_bos_token flag, which some tokenizers leave unset
+    while their post-processor adds one (and Unsloth asks the same way)."""
+    bos = tokenizer.bos_token_id
+    return bos is not None and tokenizer("1", add_special_tokens=True)["input_ids"][:1] == [bos]
+
+
+def end_token_ids(model, tokenizer) -> list[int]:
+    """The tokens that end a completion, in training and in the comparison alike: the tokenizer's eos and
+    every eos id of the model's generation config (Gemma 3's <end_of_turn>, Phi-3's <|end|>), the set
+    TRL 1.15's GRPOTrainer stops and masks at (trl/trainer/grpo_trainer.py:397-405) and vLLM adds to its
+    stop tokens from the same generation config (SamplingParams.update_from_generation_config)."""
+    declared = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    declared = [] if declared is None else [declared] if isinstance(declared, int) else list(declared)
+    return [tokenizer.eos_token_id]
 
 
 def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = None):
@@ -157,14 +262,14 @@ def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = No
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     cuda = torch.cuda.is_available()
-    kwargs = {"dtype": torch.bfloat16 if cuda else torch.float32, "trust_remote_code": settings["trust_remote_code"]}
+    kwargs = {"dtype": compute_dtype(), "trust_remote_code": settings["trust_remote_code"]}
     if cuda:
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}  # this process's GPU
     if settings["load_in_4bit"]:
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype()
         )
-    with advice_on_load_failure(settings["model_name"]):
+    with advice_on_load_failure(settings["model_name"], settings):
         model = AutoModelForCausalLM.from_pretrained(settings["model_name"], **kwargs)
     if settings["load_in_4bit"] and not adapter:
         from peft import prepare_model_for_kbit_training
@@ -177,7 +282,7 @@ def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = No
         lora_alpha=settings["lora_alpha"],
         lora_dropout=0.0,
         bias="none",
-        target_modules=settings["lora_targets"].split(","),
+        target_modules=lora_targets(model, settings),
         task_type="CAUSAL_LM",
     )
     torch.manual_seed(settings["seed"])
@@ -188,22 +293,54 @@ def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = No
     return model, tokenizer
 
 
-def vllm_available() -> bool:
-    import importlib.util
+def lora_targets(model, settings: dict) -> list[str]:
+    """The names of the layers LoRA wraps in this model, checked against it before PEFT sees them.
 
-    return importlib.util.find_spec("vllm") is not None
+    LORA_TARGETS "all-linear" is every linear layer but the output head, found by PEFT's own rule. Named
+    layers must each match a module, or the run stops here: PEFT warns only when none matches, and would
+    train the rest. The recipe's default list (Qwen's seven projections, not changed on the command line)
+    means "every projection of attention and MLP", so on an architecture that names them otherwise (Phi-3's
+    fused qkv_proj and gate_up_proj) it becomes that architecture's linear layers, by the same PEFT rule."""
+    from peft import LoraConfig
+    from peft.tuners.tuners_utils import _maybe_include_all_linear_layers
+
+    every = _maybe_include_all_linear_layers(LoraConfig(target_modules="all-linear", task_type="CAUSAL_LM"), model)
+    linear = sorted({name.rsplit(".", 1)[-1] for name in every.target_modules})
+    wanted = [name.strip() for name in settings["lora_targets"].split(",") if name.strip()]
+    if [name.lower() for name in wanted] == ["all-linear"]:
+        return linear
+    modules = [name for name, _ in model.named_modules()]
+    missing = [w for w in wanted if not any(name == w or name.endswith("." + w) for name in modules)]
+    if not missing:
+        return wanted
+    kind = type(model).__name__
+    if "lora_targets" not in settings.get("explicit", ()):
+        print(f"LoRA: {kind} has no {', '.join(missing)}; every projection here is: {', '.join(linear)}")
+        return linear
+    raise SetupError(
+        f"--lora-targets names {', '.join(missing)}, which match no layer of {kind}. Its linear layers are: "
+        f"{', '.join(linear)}. Name those you want, or pass --lora-targets all-linear."
+    )
+
+
+def lora_coverage(model) -> dict:
+    """What LoRA actually wraps, for config.json: each wrapped layer's name and how many of it, and the
+    trainable parameters against all of the model's (PEFT's count, which knows 4-bit packing)."""
+    from collections import Counter
+
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    wrapped = Counter(name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, BaseTunerLayer))
+    trainable, total = model.get_nb_trainable_parameters()
+    return {"wrapped_modules": dict(sorted(wrapped.items())), "trainable_parameters": trainable, "all_parameters": total}
 
 
 def _load_unsloth(settings: dict, adapter: str | None):
     """Unsloth's path: its kernels, 16-bit or 4-bit LoRA, vLLM fast inference when installed."""
     from unsloth import FastLanguageModel  # imported first by choose_backend, so it has patched trl
 
-    fast = settings["fast_inference"] and vllm_available()
-    if settings["fast_inference"] and not fast:
-        print(
-            "vLLM is not installed: generating with Unsloth's transformers path (pip install -r requirements-vllm.txt)"
-        )
-    with advice_on_load_failure(adapter or settings["model_name"]):
+    fast = not vllm_off_reason(settings, "unsloth")  # recipe.generation: not with 4-bit, and why
+    with advice_on_load_failure(adapter or settings["model_name"], settings):
         model, unsloth_tokenizer = FastLanguageModel.from_pretrained(
             model_name=adapter or settings["model_name"],
             max_seq_length=settings["max_seq_length"],
@@ -220,7 +357,7 @@ def _load_unsloth(settings: dict, adapter: str | None):
         model,
         r=settings["lora_rank"],
         lora_alpha=settings["lora_alpha"],
-        target_modules=settings["lora_targets"].split(","),
+        target_modules=lora_targets(model, settings),
         use_gradient_checkpointing="unsloth",  # offloads activations; long completions fit
         random_state=settings["seed"],
     )
@@ -271,13 +408,31 @@ def use_plain_logprobs_without_gpu() -> None:
         trl.trainer.utils._ChunkedLogProbFunction = PlainLogProbs
 
 
+def native_bf16() -> bool:
+    """Whether this GPU computes in bfloat16 natively (Ampere and later). torch 2.13's plain
+    is_bf16_supported() also says yes on a T4 or V100, where bf16 is emulated and slow
+    (torch/cuda/__init__.py, is_bf16_supported); Unsloth picks fp16 there, and so does the recipe."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def compute_dtype():
+    """The dtype the model is loaded and computes in: bf16 where native, fp16 on older GPUs, fp32 on CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return torch.float32
+    return torch.bfloat16 if native_bf16() else torch.float16
+
+
 def precision() -> dict:
-    """Trainer precision and device flags for this machine."""
+    """Trainer precision and device flags for this machine (the same choice as compute_dtype)."""
     import torch
 
     if not torch.cuda.is_available():
         return {"use_cpu": True, "bf16": False, "fp16": False}
-    bf16 = torch.cuda.is_bf16_supported()
+    bf16 = native_bf16()
     return {"bf16": bf16, "fp16": not bf16}
 
 
@@ -290,40 +445,9 @@ def optimizer_name(wanted: str) -> str:
 
 
 def save_adapter(model, tokenizer, path: Path) -> Path:
-    """The active LoRA adapter in PEFT format, with the tokenizer and its chat template beside it."""
-    model.save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
+    """The active LoRA adapter in PEFT format, with the tokenizer and its chat template beside it; written
+    under a temporary name and renamed when whole (runs.atomic_path), so a kill never leaves half an adapter."""
+    with atomic_path(path) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
     return path
-
-
-def check_export(how: str, backend: str) -> None:
-    """Called before any work is done: a GGUF export is Unsloth's (it builds llama.cpp)."""
-    if how == "gguf" and backend != "unsloth":
-        raise SetupError("--export gguf needs the Unsloth backend (a CUDA GPU); use --export merged here")
-
-
-def export_model(model, tokenizer, base: str, adapter: Path, how: str, backend: str, folder: Path) -> Path:
-    """What users take away besides the adapter: `merged`, a full 16-bit model that loads with plain
-    AutoModelForCausalLM, or `gguf` (Unsloth, for llama.cpp and Ollama). Returns the folder written."""
-    check_export(how, backend)
-    if how == "gguf":
-        model.save_pretrained_gguf(str(folder), tokenizer, quantization_method="q4_k_m")
-        return folder
-    if backend == "unsloth":
-        model.save_pretrained_merged(str(folder), tokenizer, save_method="merged_16bit")
-        return folder
-    return merge_adapter(base, adapter, folder)
-
-
-def merge_adapter(base: str, adapter: Path, folder: Path) -> Path:
-    """PEFT's merge: the base model in its own precision on the CPU (the GPU keeps what it holds),
-    the adapter added into its weights, saved with the tokenizer and chat template."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    with advice_on_load_failure(base):
-        model = AutoModelForCausalLM.from_pretrained(base, dtype="auto", device_map={"": "cpu"})
-    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    merged.save_pretrained(str(folder))
-    AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(folder))
-    return folder

@@ -81,3 +81,27 @@ def test_smoke_run_with_bad_data_leaves_no_run_folder(tmp_path, bad, monkeypatch
     with pytest.raises(SetupError, match="has no column"):
         train_grpo.run(parse_settings(argv, train_grpo.DEFAULTS, SMOKE_SETTINGS))
     assert not (tmp_path / "out").exists()
+
+
+def test_without_a_gpu_the_advice_leads_to_a_setup_that_runs(monkeypatch):
+    """The GPU set on a CPU machine: Unsloth's CUDA torchvision breaks the imports, so --smoke would fail
+    too. The first message must say so and give the CPU setup, not send the user to --smoke."""
+    import importlib.abc
+    import sys
+
+    from recipe import models
+
+    class CudaTorchvision(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "trl":  # what peft and transformers raise with a CUDA torchvision and no GPU
+                raise RuntimeError("operator torchvision::nms does not exist")
+
+    monkeypatch.setattr(models, "cuda_available", lambda: (False, "no CUDA GPU found (torch sees none)."))
+    monkeypatch.delitem(sys.modules, "trl", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [CudaTorchvision(), *sys.meta_path])
+    with pytest.raises(SetupError) as error:
+        models.choose_backend("auto", needs_gpu=True)
+    message = str(error.value)
+    assert message.startswith("no CUDA GPU found") and "torchvision does not match this torch" in message
+    assert "pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements-test.txt" in message
+    assert "then: python train_grpo.py --smoke" in message
