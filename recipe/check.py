@@ -55,11 +55,10 @@ def check(S: dict) -> None:
     import datasets
 
     datasets.disable_progress_bars()
-    report, problems = [], []
+    problems = []
 
     def line(label: str, text: str) -> None:
-        report.append(f"  {label:<13} {text}")
-        print(report[-1], flush=True)
+        print(f"  {label:<13} {text}", flush=True)
 
     print("check: settings, data and reference answers (no model is loaded, nothing is written)")
     changed = [n for n in S.get("explicit", []) if n != "check"]
@@ -67,7 +66,6 @@ def check(S: dict) -> None:
     tokenizer, about_tokenizer = local_tokenizer(S)
     line("tokenizer", about_tokenizer)
 
-    problems_set = None
     try:
         table = quiet(load_table, S["dataset"], S["dataset_config"], S["dataset_split"])
         line("dataset", f"{S['dataset']}: {len(table)} rows; columns {', '.join(table.column_names)}")

@@ -97,7 +97,7 @@ def value_kind(name: str, default) -> str:
     if name in NOT_NEGATIVE:
         return kind + ", 0 or more"
     if name in SHARES:
-        return kind + " between 0 and 1"
+        return kind + " between 0 and 1" + (", or 0" if name in SIZED_WHEN_ZERO else "")
     if name == "prompt_length_quantile":
         return kind + " above 0, at most 1"
     return kind
