@@ -1,15 +1,18 @@
-"""Measure the verifier on the 500 MATH-500 reference answers (tests/data/math500_answers.jsonl):
-how many equal themselves under harmless rewriting, how many wrong copies it refuses, and how long
-each call takes, cold and warm, in the main thread and in a worker thread.
+"""Measure the verifier on the 500 MATH-500 reference answers (tests/data/math500_answers.jsonl) and on
+other graders' test cases (tests/data/other_graders_cases.jsonl): how many references equal themselves
+under harmless rewriting, how many wrong copies are refused, how often it agrees with the other graders,
+and how long each call takes after the worker's start, on an idle machine and with every core busy.
 
-    python bench/verifier.py            # all of it (a minute or two on a 2-core machine)
+    python bench/verifier.py            # all of it (a few minutes on a 2-core machine)
     python bench/verifier.py --quick    # the first 150 references
 
-Targets (issue #9): reflexive share >= 99 %; every wrong copy refused; every call within 100 ms,
-the first (cold) call on each answer included. Exits 1 if a target is missed.
+Targets (issue #16): every reference equal to itself and its rewritings, every wrong copy refused,
+agreement with the other graders >= 97 % with no wrong answer accepted, and per call p99 <= 20 ms and
+worst <= 1 s, idle and busy (spinning processes keep every core busy), with the verdicts identical.
+Exits 1 if a target is missed.
 
-The rewritings and the wrong copies are generated here (and imported by tests/test_rewards.py), so
-the benchmark and the tests measure the same thing.
+The rewritings and the wrong copies are generated here (and imported by the tests), so the benchmark
+and the tests measure the same thing.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import multiprocessing
 import os
 import platform
 import re
 import sys
-import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -32,8 +35,10 @@ import verifier  # noqa: E402
 from rewards import REASONING_END, SOLUTION_END, SOLUTION_START, is_correct  # noqa: E402
 
 MATH500 = ROOT / "tests" / "data" / "math500_answers.jsonl"
-REFLEXIVE_TARGET = 0.99
-LATENCY_TARGET_MS = 100.0
+OTHER_GRADERS = ROOT / "tests" / "data" / "other_graders_cases.jsonl"
+AGREEMENT_TARGET = 0.97
+P99_TARGET_MS = 20.0
+WORST_TARGET_MS = 1000.0
 
 
 def load_references(path: Path = MATH500) -> list[str]:
@@ -148,33 +153,44 @@ def respond(answer: str) -> str:
     return f"working{REASONING_END}{SOLUTION_START}{answer}{SOLUTION_END}"
 
 
-def timed_calls(pairs: list[tuple[str, str]]) -> tuple[list[bool], list[float], list[int]]:
-    """is_correct on each (answer, reference) pair: verdicts, milliseconds per call, and the indices
-    of the calls in which a math-verify judgement ran out of time."""
-    verdicts, ms, timed_out = [], [], []
-    for i, (pred, gold) in enumerate(pairs):
-        timeouts = verifier.stats()["timeouts"]
+def timed_calls(pairs: list[tuple[str, str]]) -> tuple[list, list[float]]:
+    """is_correct on each (answer, reference) pair: verdicts (True/False/None) and milliseconds per call."""
+    verdicts, ms = [], []
+    for pred, gold in pairs:
         start = time.perf_counter()
         verdicts.append(is_correct(respond(pred), gold))
         ms.append((time.perf_counter() - start) * 1000)
-        if verifier.stats()["timeouts"] > timeouts:
-            timed_out.append(i)
-    return verdicts, ms, timed_out
+    return verdicts, ms
 
 
-def percentiles(ms: list[float]) -> str:
+def percentiles(ms: list[float]) -> tuple[float, float, float]:
     ordered = sorted(ms)
-    p = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return f"p50 {p(0.50):6.2f}  p99 {p(0.99):6.2f}  max {ordered[-1]:6.2f} ms  (n={len(ms)})"
+    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return at(0.50), at(0.99), ordered[-1]
 
 
-def fresh_worker() -> float:
-    """Stop the worker and forget everything; start a new one and let it warm up. Seconds it took."""
-    verifier.stop()
+def _spin(stop_at: float) -> None:
+    while time.monotonic() < stop_at:
+        pass
+
+
+def busy(n: int):
+    """n processes that keep a core each busy until stopped."""
+    context = multiprocessing.get_context("spawn")
+    spinners = [context.Process(target=_spin, args=(time.monotonic() + 3600,), daemon=True) for _ in range(n)]
+    for spinner in spinners:
+        spinner.start()
+    return spinners
+
+
+def cold_pass(calls):
+    """Forget every verdict and parse (here and in the worker), then judge every call once."""
     verifier.clear_caches()
-    start = time.perf_counter()
-    verifier.start(warm=True)
-    return time.perf_counter() - start
+    return timed_calls(calls)
+
+
+def load_other_graders() -> list[dict]:
+    return [json.loads(line) for line in OTHER_GRADERS.read_text().splitlines() if line.strip()]
 
 
 def main() -> int:
@@ -182,96 +198,94 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="the first 150 references only")
     args = parser.parse_args()
     references = load_references()[: 150 if args.quick else None]
-    versions = ", ".join(
-        f"{name} {metadata.version(name)}" for name in ("math-verify", "latex2sympy2_extended", "sympy")
-    )
-    print(
-        f"{datetime.date.today()}  {platform.machine()} {os.cpu_count()} CPUs  Python {platform.python_version()}  {versions}"
-    )
-    print(f"deadline per call: {verifier.SYMBOLIC_DEADLINE_S * 1000:.0f} ms of worker time\n")
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("math-verify", "latex2sympy2_extended", "sympy"))
+    print(f"{datetime.date.today()}  {platform.machine()} {os.cpu_count()} CPUs  Python {platform.python_version()}  {versions}")
+    print(f"worker CPU budget per call: {verifier.limits.SYMBOLIC_CPU_S * 1000:.0f} ms; wall-clock backstop "
+          f"{verifier.limits.SYMBOLIC_BACKSTOP_S:.0f} s per judgement\n")  # fmt: skip
 
     equal_pairs = [(text, ref, kind) for ref in references for kind, text in variants(ref)]
     wrong_pairs = [(text, ref, kind) for ref in references for kind, text in wrong_copies(ref)]
     from bench.rewards import HOSTILE  # noqa: E402 - the hostile answers the reward benchmark uses
 
     hostile_pairs = [(h, ref, "hostile") for h in HOSTILE for ref in ("34", "\\frac{1}{2}", "(1, 2)", "2\\sqrt{2}")]
-    calls = [(p, g) for p, g, _ in equal_pairs + wrong_pairs + hostile_pairs]
+    graders = load_other_graders()
+    grader_pairs = [(c["pred"], c["gold"], c["split"]) for c in graders]
+    sets = {"MATH-500": equal_pairs + wrong_pairs + grader_pairs, "hostile": hostile_pairs}
 
-    startup = fresh_worker()
-    before = verifier.stats()
-    cold_verdicts, cold_ms, cold_timeouts = timed_calls(calls)
-    cold_stats = {k: verifier.stats()[k] - before[k] for k in ("judged", "timeouts", "late")}
-    warm_verdicts, warm_ms, _ = timed_calls(calls)
+    start = time.perf_counter()
+    verifier.stop()
+    verifier.start()
+    print(f"worker start and warm-up: {time.perf_counter() - start:.2f} s (once, before training; not in the calls below)")
+    results = {}
+    for load in ("idle", "busy"):
+        spinners = busy(os.cpu_count() or 2) if load == "busy" else []
+        try:
+            for name, pairs in sets.items():
+                results[load, name] = cold_pass([(p, g) for p, g, _ in pairs])
+        finally:
+            for spinner in spinners:
+                spinner.kill()
+                spinner.join()
 
-    thread_startup = fresh_worker()
-    thread_result = {}
-
-    def in_thread():
-        thread_result["cold"] = timed_calls(calls)
-        thread_result["warm"] = timed_calls(calls)
-
-    thread = threading.Thread(target=in_thread)
-    thread.start()
-    thread.join()
-
+    verdicts = results["idle", "MATH-500"][0]
     n_equal, n_wrong = len(equal_pairs), len(wrong_pairs)
-    # the verdict that counts is the warm one: a cold timeout is reported below, separately
-    equal_ok = warm_verdicts[:n_equal]
-    wrong_ok = [not v for v in warm_verdicts[n_equal : n_equal + n_wrong]]
-    print(
-        f"reflexive: {sum(equal_ok)}/{n_equal} = {sum(equal_ok) / n_equal:.2%} equal to their reference (target >= {REFLEXIVE_TARGET:.0%})"
-    )
-    kinds = sorted({kind for *_, kind in equal_pairs}, key=lambda k: [kk for *_, kk in equal_pairs].index(k))
+    equal_ok = [v is True for v in verdicts[:n_equal]]
+    wrong_ok = [v is False for v in verdicts[n_equal : n_equal + n_wrong]]
+    print(f"\nreflexive: {sum(equal_ok)}/{n_equal} rewritings equal to their reference")
+    kinds = list(dict.fromkeys(kind for *_, kind in equal_pairs))
     for kind in kinds:
         flags = [ok for ok, (_, _, k) in zip(equal_ok, equal_pairs, strict=True) if k == kind]
         print(f"  {kind:17} {sum(flags):4}/{len(flags):<4}")
-    refs_all_forms = sum(
-        all(
-            ok
-            for ok, (_, g, k) in zip(equal_ok, equal_pairs, strict=True)
-            if g == ref and k in ("bare", "inline math", "boxed")
-        )
-        for ref in references
-    )
-    print(f"  references equal to themselves bare, in $...$ and boxed: {refs_all_forms}/{len(references)}")
     for ok, (pred, gold, kind) in zip(equal_ok, equal_pairs, strict=True):
         if not ok:
             print(f"  refused ({kind}): {pred!r} for {gold!r}")
-    print(f"\nwrong copies refused: {sum(wrong_ok)}/{n_wrong} (target: all)")
-    for kind in ("digit changed", "variable dropped", "letter added", "base changed"):
-        flags = [ok for ok, (_, _, k) in zip(wrong_ok, wrong_pairs, strict=True) if k == kind]
-        print(f"  {kind:17} {sum(flags):4}/{len(flags):<4}")
+    print(f"wrong copies refused: {sum(wrong_ok)}/{n_wrong}")
     for ok, (pred, gold, kind) in zip(wrong_ok, wrong_pairs, strict=True):
         if not ok:
             print(f"  ACCEPTED ({kind}): {pred!r} for {gold!r}")
-    disagreements = sum(a != b for a, b in zip(cold_verdicts, warm_verdicts, strict=True))
-    print(
-        f"\ncold pass: {cold_stats['judged']} math-verify judgements, {cold_stats['timeouts']} timeouts (judged wrong) "
-        f"in {len(cold_timeouts)} calls, {disagreements} verdicts that differ from the warm pass"
-    )
-    for i in cold_timeouts:
-        kind = (equal_pairs + wrong_pairs + hostile_pairs)[i][2]
-        print(f"  timed out ({kind}): {calls[i][0][:60]!r} vs {calls[i][1][:40]!r}, warm verdict {warm_verdicts[i]}")
 
-    print(f"\nlatency of is_correct, {len(calls)} calls (variants, wrong copies, hostile answers)")
-    print(f"  worker start + warm-up: {startup:.2f} s (main), {thread_startup:.2f} s (thread); not in the calls below")
-    rows = [
-        ("main thread, cold", cold_ms),
-        ("main thread, warm", warm_ms),
-        ("worker thread, cold", thread_result["cold"][1]),
-        ("worker thread, warm", thread_result["warm"][1]),
-    ]
-    for name, ms in rows:
-        print(f"  {name:20} {percentiles(ms)}")
-    symbolic = [i for i, (p, g) in enumerate(calls) if cold_ms[i] > 1.0]
-    if symbolic:
-        print(f"  {'cold, > 1 ms only':20} {percentiles([cold_ms[i] for i in symbolic])}")
-    slowest = max(range(len(calls)), key=lambda i: cold_ms[i])
-    print(f"  slowest cold call: {cold_ms[slowest]:.1f} ms on {calls[slowest][0][:50]!r} vs {calls[slowest][1][:50]!r}")
+    grader_verdicts = verdicts[n_equal + n_wrong :]
+    print(f"\nother graders' cases ({OTHER_GRADERS.name}; Math-Verify, NeMo-Skills, hendrycks/math tests)")
+    paid = []
+    agreement_ok = True
+    for split in ("dev", "held_out", None):
+        rows = [(c, v) for c, v in zip(graders, grader_verdicts, strict=True) if split in (None, c["split"])]
+        agree = sum(bool(v) == c["equal"] for c, v in rows)
+        accepted = [c for c, v in rows if v and not c["equal"] and "note" not in c]
+        undisputed = [(c, v) for c, v in rows if "note" not in c]
+        agree_undisputed = sum(bool(v) == c["equal"] for c, v in undisputed)
+        label = {"dev": "dev (seen while building)", "held_out": "held out (not tuned on)", None: "all"}[split]
+        print(f"  {label:26} agree {agree}/{len(rows)} = {agree / len(rows):.1%}; without the cases the graders "
+              f"dispute {agree_undisputed}/{len(undisputed)} = {agree_undisputed / len(undisputed):.1%}; "
+              f"wrong answers accepted: {len(accepted)}")  # fmt: skip
+        if split is None:
+            paid, agreement_ok = accepted, agree / len(rows) >= AGREEMENT_TARGET
+    for c in paid:
+        print(f"  ACCEPTED: {c['pred']!r} for {c['gold']!r} ({c['source']})")
+
+    print("\nlatency of is_correct per call, cold (caches cleared), after the worker's start")
+    worst = 0.0
+    p99_ok = True
+    for (load, name), (_, ms) in results.items():
+        p50, p99, top = percentiles(ms)
+        worst = max(worst, top)
+        p99_ok = p99_ok and p99 <= P99_TARGET_MS
+        print(f"  {load:5} {name:9} p50 {p50:6.2f}  p99 {p99:6.2f}  max {top:7.1f} ms  (n={len(ms)})")
+    same = {name: results["idle", name][0] == results["busy", name][0] for name in sets}
+    undecided = sum(v is None for (_, _), (vs, _) in results.items() for v in vs)
+    print(f"  verdicts identical idle and busy: {same}; undecided verdicts: {undecided}")
     print(f"  verifier counters: {verifier.stats()}")
 
-    worst = max(max(ms) for _, ms in rows)
-    ok = sum(equal_ok) / n_equal >= REFLEXIVE_TARGET and all(wrong_ok) and worst <= LATENCY_TARGET_MS
+    ok = (
+        all(equal_ok)
+        and all(wrong_ok)
+        and not paid
+        and agreement_ok
+        and p99_ok
+        and worst <= WORST_TARGET_MS
+        and all(same.values())
+        and undecided == 0
+    )
     print("PASS" if ok else "MISS: a target above is not met")
     return 0 if ok else 1
 

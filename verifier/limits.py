@@ -14,7 +14,7 @@ MAX_EXPONENT = 10_000  # largest number in an exponent: 2^{100} fine, 2^{1000000
 MAX_SYMBOLS = 6  # most distinct variables in an answer handed to math-verify
 MAX_OPERATORS = 40  # most operators and commands in an answer handed to math-verify
 
-SYMBOLIC_CPU_S = 0.5  # worker CPU seconds one answers_equal call may spend; past it: undecided (None)
+SYMBOLIC_CPU_S = 1.0  # worker CPU seconds one answers_equal call may spend; past it: undecided (None)
 SYMBOLIC_BACKSTOP_S = 3.0  # wall seconds one judgement may take (a frozen or starved worker): undecided
 WORKER_START_TIMEOUT_S = 120.0  # a start (Python + sympy + math-verify imports + warm-up) may take this
 WORKER_RETRY_S = 30.0  # after a failed start, symbolic answers are undecided for this long, then a retry

@@ -70,7 +70,10 @@ def number(s: str) -> Fraction | None:
 
 
 # ----------------------------------------------------------------------------- arithmetic and identities
-_TOKEN = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+|\\(?:frac|cdot|times|div|sqrt|pi)(?![A-Za-z])|[A-Za-z]|[-+*/^(){}\[\]])")
+_FUNCTIONS = {"\\sin": math.sin, "\\cos": math.cos, "\\tan": math.tan, "\\ln": math.log, "\\exp": math.exp}
+_TOKEN = re.compile(
+    r"\s*(\d+(?:\.\d*)?|\.\d+|\\(?:frac|cdot|times|div|sqrt|pi|sin|cos|tan|ln|exp)(?![A-Za-z])|[A-Za-z]|[-+*/^(){}\[\]])"
+)
 MAX_ARITHMETIC_CHARS = 120  # longer text is left to math-verify (bounded by shape there)
 _MAX_POWER = 64  # largest integer exponent evaluated here
 _MAX_BITS = 4096  # a value with a larger numerator or denominator is not evaluated here
@@ -130,7 +133,7 @@ def identity(pred: str, gold: str) -> bool | None:
     if letters & _NOT_VARIABLES or len(letters) > _MAX_VARIABLES:
         return None
     seed = hashlib.sha256(f"{pred}\x00{gold}".encode()).digest()
-    exact = not any(t in ("\\sqrt", "\\pi") for t in pred_tokens + gold_tokens)
+    exact = not any(t in ("\\sqrt", "\\pi") or t in _FUNCTIONS for t in pred_tokens + gold_tokens)
     for point in range(3 if exact else 2):
         env = {}
         for k, letter in enumerate(sorted(letters)):
@@ -212,7 +215,7 @@ class _Parser:
             elif token in ("/", "\\div"):
                 self.take()
                 value /= self.power()
-            elif token is not None and (token[0].isalnum() or token in ("(", "{", "\\frac", "\\sqrt", "\\pi")):
+            elif token is not None and (token[0].isalnum() or token in ("(", "{", "\\frac", "\\sqrt", "\\pi") or token in _FUNCTIONS):
                 number_after_number = token[0].isdigit() and (before[0].isdigit() or before in (")", "}"))
                 if number_after_number or (token == "\\frac" and before[0].isdigit()):
                     raise _NotArithmetic  # "2 3", "(2)3", "3\frac{1}{2}"
@@ -227,9 +230,13 @@ class _Parser:
         if self.peek() == "^":
             self.take()
             exponent = self.atom()
-            if exponent != int(exponent) or abs(exponent) > _MAX_POWER:
+            if abs(exponent) > _MAX_POWER:
                 raise _NotArithmetic
-            return self._small(base ** int(exponent))
+            if exponent == int(exponent):
+                return self._small(base ** int(exponent))
+            if self.exact or base <= 0:  # 2^{1/2}: a float, and only for a positive base
+                raise _NotArithmetic
+            return self._small(base**exponent)
         return base
 
     def unary(self):
@@ -254,6 +261,13 @@ class _Parser:
             return math.sqrt(value)
         if token == "\\pi" and not self.exact:
             return math.pi
+        if token in _FUNCTIONS and not self.exact:
+            if self.peek() not in ("(", "{"):
+                raise _NotArithmetic  # \sin x^2: which power applies to what is left to math-verify
+            argument = self.atom()
+            if abs(argument) > 1e4 or (token == "\\ln" and argument <= 0):
+                raise _NotArithmetic  # far from zero a float's sine is noise; ln needs a positive number
+            return _FUNCTIONS[token](argument)
         closing = {"(": ")", "{": "}", "[": "]"}.get(token)
         if closing is None:
             raise _NotArithmetic
