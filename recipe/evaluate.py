@@ -15,7 +15,8 @@ from pathlib import Path
 import rewards
 from rewards import REWARD_FUNCS
 
-from .models import uses_fast_generate
+from .models import end_token_ids, uses_fast_generate
+from .stats import PASS_AT_K, pass_at_k
 
 # The comparison judges with the same verifier and the same limits as the training reward, so a verdict
 # here is the verdict training saw. An answer the verifier could not decide (is_correct -> None) is
@@ -72,8 +73,9 @@ def complete(model, tokenizer, prompts: list, settings: dict, label: str, adapte
     """For each prompt, a list of completions {text, length, truncated}: one greedy, or `samples` drawn
     at the training temperature, top_p and min_p."""
     texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
+    ends = end_token_ids(model, tokenizer)  # the tokens GRPO stops at, so both judge the same completion
     if uses_fast_generate(model):
-        return _complete_vllm(model, tokenizer, texts, settings, adapter, samples)
+        return _complete_vllm(model, tokenizer, texts, settings, adapter, samples, ends)
     import torch
     from tqdm.auto import tqdm
 
@@ -92,36 +94,42 @@ def complete(model, tokenizer, prompts: list, settings: dict, label: str, adapte
     torch.manual_seed(settings["seed"])
     what = f"{samples} samples" if samples else "greedy"
     with active_adapter(model, label, adapter), torch.no_grad():
-        for start in tqdm(range(0, len(texts), size), desc=f"evaluating {label} ({what})", unit="batch"):
+        bar = tqdm(range(0, len(texts), size), desc=f"evaluating {label} ({what})", unit="batch", disable=None)
+        for start in bar:  # disable=None: a bar in a terminal, none in a log file
             batch = tokenizer(texts[start : start + size], return_tensors="pt", padding=True, add_special_tokens=False)
             batch = {k: v.to(device) for k, v in batch.items()}
             output = model.generate(
                 **batch,
                 max_new_tokens=settings["eval_max_new_tokens"],
                 pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
+                eos_token_id=ends,
                 **sampling,
             )
             rows = output[:, batch["input_ids"].shape[1] :].tolist()  # (prompts x samples, new tokens)
             per_prompt = max(samples, 1)
             for i in range(0, len(rows), per_prompt):
-                results.append([_completion(tokenizer, row) for row in rows[i : i + per_prompt]])
+                results.append([_completion(tokenizer, row, ends) for row in rows[i : i + per_prompt]])
     model.train(was_training)
     return results
 
 
-def _completion(tokenizer, tokens: list[int]) -> dict:
-    ended = tokenizer.eos_token_id in tokens
+def _completion(tokenizer, tokens: list[int], ends: list[int]) -> dict:
+    """Cut at the first end token, as GRPO masks the rest (padding after it included)."""
+    end = next((i for i, token in enumerate(tokens) if token in ends), None)
+    ended = end is not None
     if ended:
-        tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
+        tokens = tokens[:end]
     return {"text": tokenizer.decode(tokens, skip_special_tokens=True), "length": len(tokens), "truncated": not ended}
 
 
-def _complete_vllm(model, tokenizer, texts: list[str], settings, adapter: Path | None, samples: int):
-    """Unsloth's vLLM engine; an adapter goes in as a LoRA request, the base model has none."""
+def _complete_vllm(model, tokenizer, texts: list[str], settings, adapter: Path | None, samples: int, ends):
+    """Unsloth's vLLM engine; an adapter goes in as a LoRA request, the base model has none.
+
+    Prompts go in as token ids (tokenized like every other path, without special tokens): given text, vLLM
+    would add the tokenizer's bos in front of the template's own."""
     from vllm import SamplingParams
 
-    common = dict(max_tokens=settings["eval_max_new_tokens"], stop=[tokenizer.eos_token], seed=settings["seed"])
+    common = dict(max_tokens=settings["eval_max_new_tokens"], stop_token_ids=ends, seed=settings["seed"])
     if samples:
         params = SamplingParams(
             n=samples, temperature=settings["temperature"], top_p=settings["top_p"], min_p=settings["min_p"], **common
@@ -129,11 +137,11 @@ def _complete_vllm(model, tokenizer, texts: list[str], settings, adapter: Path |
     else:
         params = SamplingParams(temperature=0.0, **common)
     lora = model.load_lora(str(adapter)) if adapter else None
-    outputs = model.fast_generate(texts, sampling_params=params, lora_request=lora)
-    return [
-        [{"text": o.text, "length": len(o.token_ids), "truncated": o.finish_reason == "length"} for o in out.outputs]
-        for out in outputs
-    ]
+    prompts = [{"prompt_token_ids": ids} for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    outputs = model.fast_generate(prompts, sampling_params=params, lora_request=lora)
+    # vLLM keeps the end token in token_ids (it checks for it after appending, vllm/v1/core/sched/utils.py:104-112);
+    # cut and decode them as the transformers path does, so both count lengths and truncation the same way.
+    return [[_completion(tokenizer, list(o.token_ids), ends) for o in out.outputs] for out in outputs]
 
 
 def score(problems, completions: list[dict]) -> dict:
@@ -180,7 +188,8 @@ def _score(problems, completions: list[dict]) -> dict:
 
 
 def sampled_accuracy(problems, completions: list[list[dict]]) -> dict:
-    """pass@1 (mean over all samples) and pass@k (any of a problem's k samples right)."""
+    """pass@1 and pass@k from k samples per problem, with the unbiased estimator (recipe/stats.py; with
+    n = k samples it is the mean share right, and the share of problems with any sample right)."""
     verdicts = [
         [rewards.is_correct(c["text"], row["answer"]) for c in samples]
         for row, samples in zip(problems, completions, strict=True)
@@ -190,8 +199,9 @@ def sampled_accuracy(problems, completions: list[list[dict]]) -> dict:
     k = len(right[0]) if right else 0
     return {
         "k": k,
-        "pass@1": sum(sum(r) / len(r) for r in right) / n,
-        f"pass@{k}": sum(any(r) for r in right) / n,
+        "pass@1": sum(pass_at_k(len(r), sum(r), 1) for r in right) / n,
+        f"pass@{k}": sum(pass_at_k(len(r), sum(r), k) for r in right) / n,
+        "estimator": PASS_AT_K,
         "correct_per_problem": [sum(r) for r in right],
         "undecided": sum(v is None for row in verdicts for v in row),
     }

@@ -1,14 +1,21 @@
 """The comparison's outputs: comparison.json, comparison.md, the table printed at the end, and the plots
-(comparison.png, training_curves.png). Everything is computed from the report dict alone."""
+(comparison.png, training_curves.png). Everything is computed from the report dict (and, for the curves
+and the warning, the training log) alone.
+
+Each share comes with a 95 % interval and each change with a paired test (recipe/stats.py), and the
+report says in words which differences can be told from noise at this number of problems.
+"""
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 from pathlib import Path
 
 from rewards import REWARD_FUNCS
 
-from .runs import write_json
+from .runs import atomic_path, write_json, write_text
+from .stats import INTERVAL_KIND, PAIRED_TEST, distinguishable, mcnemar, mean_interval, wilson_interval
 
 ROWS = [
     ("accuracy (greedy)", "accuracy"),
@@ -23,10 +30,107 @@ CHANGE_NAMES = {("base", "primed"): "priming", ("primed", "trained"): "GRPO", ("
 
 
 def write_report(report: dict, history: list[dict], run_dir: Path) -> None:
+    """Adds `uncertainty` and `warnings` to `report` (so print_comparison shows them too), then writes it all."""
+    report["uncertainty"] = uncertainty(report)
+    report["warnings"] = training_warnings(report, history)
     write_json(run_dir / "comparison.json", report)
-    (run_dir / "comparison.md").write_text(comparison_markdown(report))
+    write_text(run_dir / "comparison.md", comparison_markdown(report))
     plot_comparison(report, run_dir / "comparison.png")
     plot_training_curves(history, run_dir / "training_curves.png")
+
+
+def uncertainty(report: dict) -> dict:
+    """95 % intervals for each model's shares, and a paired test for each change (recipe/stats.py)."""
+    labels = report["labels"]
+    result = {"interval": INTERVAL_KIND, "paired_test": PAIRED_TEST, "models": {}, "changes": []}
+    for label in labels:
+        summary, records = report[label], report[label]["records"]
+        n = len(records)
+        shares = {
+            "accuracy": wilson_interval(sum(r["correct"] is True for r in records), n),  # undecided: not right
+            "format_rate": wilson_interval(sum(r["format_ok"] for r in records), n),
+        }
+        if "sampled" in summary:  # pass@1 averages k samples per problem; pass@k is right-or-not per problem
+            k, right = summary["sampled"]["k"], summary["sampled"]["correct_per_problem"]
+            shares["pass@1"] = mean_interval([c / k for c in right])
+            shares[f"pass@{k}"] = wilson_interval(sum(c > 0 for c in right), n)
+        result["models"][label] = {key: list(bounds) for key, bounds in shares.items()}
+    for before, after in _changes(labels):
+        a, b = report[before]["records"], report[after]["records"]
+        if [r["problem_id"] for r in a] != [r["problem_id"] for r in b]:
+            raise ValueError(f"{before} and {after} were not scored on the same problems")
+        test = mcnemar([r["correct"] is True for r in a], [r["correct"] is True for r in b])
+        overall = len(labels) > 2 and (before, after) == (labels[0], labels[-1])
+        name = "overall" if overall else CHANGE_NAMES.get((before, after), f"{before} -> {after}")
+        test["distinguishable"] = distinguishable(test["p_value"])
+        result["changes"].append({"name": name, "before": before, "after": after, **test})
+    return result
+
+
+def _changes(labels: list[str]) -> list[tuple[str, str]]:
+    """Each step in order, then first to last when there are more than two models."""
+    steps = list(pairwise(labels))
+    return steps + ([(labels[0], labels[-1])] if len(labels) > 2 else [])
+
+
+def _p(value: float) -> str:
+    return f"p = {value:.1e}" if value < 0.001 else f"p = {value:.3f}".rstrip("0").rstrip(".")
+
+
+def noise_lines(report: dict) -> list[str]:
+    """In words, for each change: its size, the problems gained and lost, and whether it can be told from noise."""
+    tests = uncertainty(report)
+    lines = []
+    for t in tests["changes"]:
+        verdict = (
+            "a real difference at the 5 % level"
+            if t["distinguishable"]
+            else f"cannot be told from noise with {t['problems']} problems"
+        )
+        lines.append(
+            f"{t['name']} ({t['before']} -> {t['after']}): {100 * t['difference']:+.1f} points, "
+            f"{t['gained']} problems gained and {t['lost']} lost, {_p(t['p_value'])}: {verdict}"
+        )
+    return lines
+
+
+def training_warnings(report: dict, history: list[dict]) -> list[str]:
+    """A warning when GRPO's training reward clearly rose but held-out accuracy did not."""
+    rewards = [h["reward"] for h in history if h.get("reward") is not None and h.get("stage") != "priming"]
+    labels = report["labels"]
+    if len(rewards) < 4 or "trained" not in labels:
+        return []
+    window = max(2, len(rewards) // 10)
+    first, last = rewards[:window], rewards[-window:]
+
+    def mean(values):
+        return sum(values) / len(values)
+
+    def variance(values):
+        return sum((v - mean(values)) ** 2 for v in values) / (len(values) - 1)
+
+    rise = mean(last) - mean(first)
+    if rise <= 2 * math.sqrt((variance(first) + variance(last)) / window):  # within the steps' own noise
+        return []
+    before = "primed" if "primed" in labels else labels[0]
+    accuracy_before, accuracy_after = report[before]["accuracy"], report["trained"]["accuracy"]
+    if accuracy_after > accuracy_before:
+        return []
+    message = (
+        f"the training reward rose from {mean(first):.2f} (mean of the first {window} steps) to {mean(last):.2f} "
+        f"(last {window}), but held-out accuracy did not: {before} {100 * accuracy_before:.1f} % -> trained "
+        f"{100 * accuracy_after:.1f} %"
+    )
+    curve = [(h["step"], h["heldout/accuracy"]) for h in history if "heldout/accuracy" in h]
+    if len(curve) > 1:
+        message += (
+            f" (during training: {100 * curve[0][1]:.1f} % at step {curve[0][0]}, "
+            f"{100 * curve[-1][1]:.1f} % at step {curve[-1][0]})"
+        )
+    return [
+        message + ". The policy may have learned the format, or to game a reward, rather than to solve more "
+        "problems: read some of completions.jsonl."
+    ]
 
 
 def _rows(report: dict) -> list[tuple[str, object]]:
@@ -63,6 +167,12 @@ def comparison_table(report: dict) -> str:
         else:
             cells = [f"{v:.2f}" for v in values] + [f"{b - a:+.2f}" for a, b in pairwise(values)]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+        if key == "accuracy":  # its uncertainty right below it: each model's interval, each change's p-value
+            tests = uncertainty(report)
+            bounds = [tests["models"][label]["accuracy"] for label in labels]
+            cells = [f"{100 * low:.1f}-{100 * high:.1f} %" for low, high in bounds]
+            cells += [_p(t["p_value"]) for t in tests["changes"][: len(steps)]]
+            lines.append("| 95 % interval (Wilson); change: McNemar | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -78,6 +188,17 @@ def comparison_markdown(report: dict, examples: int = 3) -> str:
         "",
         comparison_table(report),
         "",
+        "## Can the differences be told from noise?",
+        "",
+        f"Each accuracy comes with a 95 % interval (the {INTERVAL_KIND}). Each change is tested on the same "
+        f"{n} problems with an {PAIRED_TEST}: problems both models get right, or both wrong, say nothing "
+        "about the difference, and with no real difference each of the others is a coin toss.",
+        "",
+        *[f"- {line}." for line in noise_lines(report)],
+        "",
+        f"With {n} problems, an accuracy near 50 % is known to within about +-{_half_width(n):.0f} points.",
+        "",
+        *[f"> **Warning:** {w}\n" for w in report.get("warnings", [])],
     ]
     first, last = report[labels[0]]["records"], report[labels[-1]]["records"]
     pairs = list(zip(first, last, strict=True))
@@ -115,6 +236,11 @@ def comparison_markdown(report: dict, examples: int = 3) -> str:
     return "\n".join(parts)
 
 
+def _half_width(n: int) -> float:
+    low, high = wilson_interval(n // 2, n)
+    return 100 * (high - low) / 2
+
+
 def _short(answer: str | None, width: int = 60) -> str:
     if answer is None:
         return "(no answer block)"
@@ -123,6 +249,12 @@ def _short(answer: str | None, width: int = 60) -> str:
 
 
 def print_comparison(report: dict, run_dir: Path) -> None:
+    labels = report["labels"]
+    print(f"\n== comparison on {report[labels[0]]['problems']} held-out problems: {', '.join(labels)}")
+    for line in noise_lines(report):
+        print(line)
+    for warning in report.get("warnings", []):
+        print(f"WARNING: {warning}")
     print()
     print(comparison_table(report))
     print(f"\nrun folder: {run_dir.resolve()}")
@@ -144,28 +276,39 @@ def plot_comparison(report: dict, path: Path) -> None:
     metrics = [("accuracy", "accuracy"), ("exact format rate", "format_rate")]
     if "sampled" in report[labels[0]]:
         metrics.insert(1, ("pass@1 (sampled)", ("sampled", "pass@1")))
+    intervals = uncertainty(report)["models"]
     fig, ax = plt.subplots(figsize=(2.2 * len(metrics) + 2, 4))
     width = 0.8 / len(labels)
     for j, label in enumerate(labels):
         values = [100 * _figure(report[label], key) for _, key in metrics]
+        bounds = [intervals[label][key[1] if isinstance(key, tuple) else key] for _, key in metrics]
+        below = [max(0.0, v - 100 * low) for v, (low, _) in zip(values, bounds, strict=True)]
+        above = [max(0.0, 100 * high - v) for v, (_, high) in zip(values, bounds, strict=True)]
         xs = [i - 0.4 + width * (j + 0.5) for i in range(len(metrics))]
-        ax.bar(xs, values, width=width, label=label)
-        for x, v in zip(xs, values, strict=True):
-            ax.text(x, v + 1, f"{v:.0f}%", ha="center", fontsize=8)
+        ax.bar(xs, values, width=width, label=label, yerr=[below, above], capsize=3, error_kw={"lw": 1})
+        for x, v, high in zip(xs, values, above, strict=True):
+            ax.text(x + width * 0.05, v + high + 1, f"{v:.0f}%", ha="center", fontsize=8)
     ax.set_xticks(range(len(metrics)), [m[0] for m in metrics])
-    ax.set_ylim(0, 110)
+    ax.set_ylim(0, 118)
     ax.set_ylabel("% of held-out problems")
-    ax.set_title(f"{' / '.join(labels)}, {report[labels[0]]['problems']} held-out problems")
+    ax.set_title(
+        f"{' / '.join(labels)}, {report[labels[0]]['problems']} held-out problems\n"
+        "error bars: 95 % Wilson intervals",
+        fontsize=10,
+    )
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:  # written whole or not at all
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
 def plot_training_curves(history: list[dict], path: Path) -> None:
-    """Total reward, each reward, completion length, and KL / entropy when logged, against the GRPO step."""
+    """Total reward with held-out accuracy beside it on the same step axis, each reward, completion length,
+    and KL / entropy when logged, against the GRPO step."""
     plt = _pyplot()
     rows = [h for h in history if "reward" in h]
+    heldout = [h for h in history if "heldout/accuracy" in h]
     panels = [
         ("total reward", ["reward"]),
         ("rewards", [f"rewards/{f.__name__}/mean" for f in REWARD_FUNCS]),
@@ -194,8 +337,30 @@ def plot_training_curves(history: list[dict], path: Path) -> None:
                 ax.plot(steps, smooth, color=line.get_color(), lw=1.8, label=f"{label} (mean of {window} steps)")
         ax.set_title(title)
         ax.set_xlabel("step")
-        if ax.get_legend_handles_labels()[0]:
+        if title == "total reward" and heldout:
+            _draw_heldout(ax, heldout)
+        elif ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:  # written whole or not at all
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
+
+
+def _draw_heldout(ax, heldout: list[dict]) -> None:
+    """Held-out accuracy (with its 95 % interval) on a second axis of the reward panel: one step axis, so a
+    reward that rises while accuracy stays flat shows at a glance."""
+    right = ax.twinx()
+    steps = [h["step"] for h in heldout]
+    values = [100 * h["heldout/accuracy"] for h in heldout]
+    below = [v - 100 * h.get("heldout/accuracy_low", v / 100) for v, h in zip(values, heldout, strict=True)]
+    above = [100 * h.get("heldout/accuracy_high", v / 100) - v for v, h in zip(values, heldout, strict=True)]
+    n = heldout[-1].get("heldout/problems", "?")
+    right.errorbar(
+        steps, values, yerr=[below, above], color="black", marker="o", ms=4, lw=1.2, capsize=2,
+        label=f"held-out accuracy, {n} problems (right axis)",
+    )  # fmt: skip
+    right.set_ylim(0, 105)
+    right.set_ylabel("held-out accuracy (%)")
+    handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", framealpha=0.8)

@@ -1,5 +1,7 @@
 """The comparison: three models on the same problems, each with its own adapter; scores, pass@k, report."""
 
+import json
+
 import pytest
 from conftest import SMOKE_PRIMER, SMOKE_TASK
 
@@ -7,7 +9,7 @@ import train_grpo
 from recipe.data import build_prompts, load_table
 from recipe.evaluate import compare, complete, models_to_compare, sampled_accuracy, score
 from recipe.models import load_model, load_tokenizer, save_adapter
-from recipe.report import comparison_markdown, comparison_table
+from recipe.report import comparison_markdown, comparison_table, write_report
 from recipe.smoke import SMOKE_SETTINGS, build_smoke_model
 
 
@@ -94,3 +96,52 @@ def test_table_shows_three_models_and_both_changes():
     assert table.splitlines()[0] == "|  | base | primed | trained | priming | GRPO |"
     assert "| accuracy (greedy) | 0.0 % | 25.0 % | 75.0 % | +25.0 pt | +50.0 pt |" in table
     assert "# Base vs primed vs trained on 1 held-out problems" in comparison_markdown(report)
+
+
+def scored(right: list[bool]) -> dict:
+    texts = [f"<end_working_out><SOLUTION>{7 if r else 3}</SOLUTION>" for r in right]
+    problems = [{"problem_id": i, "answer": "7"} for i in range(len(right))]
+    return score(problems, [{"text": t, "length": 5, "truncated": False} for t in texts])
+
+
+def test_report_gives_intervals_and_paired_tests_in_numbers_and_words(tmp_path):
+    """20 problems: base gets none right, primed gains 8, trained gains 4 more and loses 2 of primed's."""
+    primed = [True] * 8 + [False] * 12
+    trained = [True] * 6 + [False] * 2 + [True] * 4 + [False] * 8
+    report = {
+        "labels": ["base", "primed", "trained"],
+        "settings": {"adapters": {"base": None, "primed": "p", "trained": "t"}, "temperature": 1.0},
+        "base": scored([False] * 20),
+        "primed": scored(primed),
+        "trained": scored(trained),
+    }
+    write_report(report, [], tmp_path)
+    saved = json.loads((tmp_path / "comparison.json").read_text())["uncertainty"]
+    assert saved["interval"].startswith("Wilson") and saved["paired_test"].startswith("exact McNemar")
+    assert saved["models"]["base"]["accuracy"] == pytest.approx([0.0, 0.1611], abs=1e-4)  # Newcombe 1998, 0/20
+    tests = {(t["before"], t["after"]): t for t in saved["changes"]}
+    assert list(tests) == [("base", "primed"), ("primed", "trained"), ("base", "trained")]
+    # two-sided binomial tails on the discordant problems, by hand: 2 x (1/2)^8, 2 x (1 + 6 + 15) / 2^6, 2 x (1/2)^10
+    expected = {("base", "primed"): (8, 0, 2 / 2**8), ("primed", "trained"): (4, 2, 44 / 64)}
+    expected[("base", "trained")] = (10, 0, 2 / 2**10)
+    for pair, (gained, lost, p) in expected.items():
+        assert (tests[pair]["gained"], tests[pair]["lost"]) == (gained, lost)
+        assert tests[pair]["p_value"] == pytest.approx(p)
+    table = comparison_table(report)
+    row = "| 95 % interval (Wilson); change: McNemar | 0.0-16.1 % | 21.9-61.3 % | 29.9-70.1 % | p = 0.008 | p = 0.688 |"
+    assert row in table
+    markdown = (tmp_path / "comparison.md").read_text()
+    said = "- priming (base -> primed): +40.0 points, 8 problems gained and 0 lost, p = 0.008: a real difference"
+    assert said in markdown
+    said = "- GRPO (primed -> trained): +10.0 points, 4 problems gained and 2 lost, p = 0.688: cannot be told"
+    assert said + " from noise with 20 problems" in markdown
+    assert "With 20 problems, an accuracy near 50 % is known to within about +-20 points." in markdown
+    assert (tmp_path / "comparison.png").stat().st_size > 0
+
+
+def test_pass_at_k_interval_and_estimator_are_stated():
+    problems = [{"answer": "7"}] * 3
+    right, wrong = {"text": "<end_working_out><SOLUTION>7</SOLUTION>"}, {"text": "<SOLUTION>1</SOLUTION>"}
+    result = sampled_accuracy(problems, [[right, wrong], [wrong, wrong], [right, right]])
+    assert result["pass@1"] == pytest.approx(0.5) and result["pass@2"] == pytest.approx(2 / 3)
+    assert "Chen et al. 2021" in result["estimator"]
