@@ -6,7 +6,7 @@ latency on hostile answers, in the main thread and in a worker thread.
 
 Targets (issue "rewards.py"): the four rewards over 256 completions of ~3 KB take at most twice the
 recipe's regex-only rewards; no single call takes more than 100 ms (after the verifier's worker process
-has started, which it does once per process: see verifier.py).
+has started, which train_grpo.py does before training: see the verifier package).
 """
 
 from __future__ import annotations

@@ -273,3 +273,26 @@ def test_verdicts_on_a_busy_machine_equal_the_idle_ones():
             spinner.kill()
             spinner.join()
     assert [(p, g, eq, v) for (p, g, eq), v in zip(cases, busy, strict=True) if v is not eq] == []
+
+
+# ----------------------------------------------------------------------------- undecided in the comparison
+def test_comparison_counts_undecided_answers_apart(monkeypatch):
+    """An answer the verifier cannot decide is neither right nor wrong in the report: counted as
+    undecided, not in the accuracy's numerator, and its answer reward is left out (None)."""
+    from recipe.evaluate import sampled_accuracy, score
+
+    verifier.stop()
+    monkeypatch.setattr(verifier.symbolic.subprocess, "Popen", lambda *a, **k: (_ for _ in ()).throw(OSError("no")))
+    verifier.clear_caches()
+    problems = [{"problem_id": i, "answer": ref} for i, ref in enumerate(["3\\sqrt{3}", "34", "34"])]
+    texts = [respond("\\sqrt{27}"), respond("34"), respond("35")]
+    try:
+        summary = score(problems, [{"text": t, "length": 5, "truncated": False} for t in texts])
+        sampled = sampled_accuracy(problems, [[{"text": t}] * 2 for t in texts])
+    finally:
+        monkeypatch.undo()
+        verifier.WORKER.retry_at = 0.0
+    assert [r["correct"] for r in summary["records"]] == [None, True, False]
+    assert summary["undecided"] == 1 and summary["accuracy"] == pytest.approx(1 / 3)
+    assert summary["records"][0]["rewards"]["check_answer"] is None
+    assert sampled["undecided"] == 2 and sampled["correct_per_problem"] == [0, 2, 0]
