@@ -21,7 +21,6 @@ from .stats import PASS_AT_K, pass_at_k
 # The comparison judges with the same verifier and the same limits as the training reward, so a verdict
 # here is the verdict training saw. An answer the verifier could not decide (is_correct -> None) is
 # neither right nor wrong: it is counted apart ("undecided") and left out of the accuracy's numerator.
-EVAL_DEADLINE_S = 5.0  # worker CPU seconds per call for recipe/check.py's reading of references, not for scoring
 
 
 def models_to_compare(trained: Path, primed: Path, include_primed: bool) -> dict[str, Path | None]:

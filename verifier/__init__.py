@@ -81,7 +81,6 @@ __all__ = [
     "clean",
     "clear_caches",
     "cpu_budget",
-    "deadline",
     "limits",
     "parse_number",
     "start",
@@ -108,6 +107,3 @@ def cpu_budget(seconds: float):
         yield
     finally:
         limits.SYMBOLIC_CPU_S = before
-
-
-deadline = cpu_budget  # its older name (recipe/check.py)
