@@ -30,8 +30,7 @@ def chat_template(bos: bool = False) -> str:
     the same token ends the answer, so the format has one boundary token to learn. No second bos
     follows it: the prompt is one sequence, and a bos mid-sequence is a packing artefact to a model."""
     return (
-        ("{{ bos_token }}" if bos else "")
-        + "{% if messages[0]['role'] == 'system' %}"
+        ("{{ bos_token }}" if bos else "") + "{% if messages[0]['role'] == 'system' %}"
         "{{ messages[0]['content'] + eos_token }}{% set loop_messages = messages[1:] %}"
         "{% else %}"
         "{{ " + json.dumps(SYSTEM_PROMPT) + " + eos_token }}{% set loop_messages = messages %}"

@@ -248,7 +248,7 @@ def end_token_ids(model, tokenizer) -> list[int]:
     stop tokens from the same generation config (SamplingParams.update_from_generation_config)."""
     declared = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     declared = [] if declared is None else [declared] if isinstance(declared, int) else list(declared)
-    return [tokenizer.eos_token_id]
+    return declared if tokenizer.eos_token_id in declared else [tokenizer.eos_token_id, *declared]
 
 
 def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = None):
@@ -332,7 +332,11 @@ def lora_coverage(model) -> dict:
 
     wrapped = Counter(name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, BaseTunerLayer))
     trainable, total = model.get_nb_trainable_parameters()
-    return {"wrapped_modules": dict(sorted(wrapped.items())), "trainable_parameters": trainable, "all_parameters": total}
+    return {
+        "wrapped_modules": dict(sorted(wrapped.items())),
+        "trainable_parameters": trainable,
+        "all_parameters": total,
+    }
 
 
 def _load_unsloth(settings: dict, adapter: str | None):

@@ -1,0 +1,333 @@
+"""Other model families than Qwen: tiny random Llama, Gemma 3, Phi-3 and Qwen3 models, each built here with
+its family's special tokens (no download), run through the recipe on CPU (`--smoke --model-name DIR`:
+priming, two GRPO steps, the comparison), with every generate() call and the priming inputs recorded.
+
+What each family probes:
+- llama:  a tokenizer that puts <|begin_of_text|> before plain text, no padding token (pad = eos)
+- gemma3: <bos> added, and an extra end token (<end_of_turn>) in the model's generation config
+- phi3:   a bos declared but not added, an extra end token (<|end|>), fused qkv_proj and gate_up_proj
+- qwen3:  no bos at all (the recipe's own family)
+"""
+
+import json
+
+import pytest
+from conftest import SMOKE_PRIMER, SMOKE_TASK
+
+import rewards
+import train_grpo
+from recipe import models
+from recipe.data import prompt_lengths
+from recipe.errors import SetupError
+
+SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+FAMILIES = {
+    "llama": dict(bos="<|begin_of_text|>", eos="<|end_of_text|>", pad=None, end=None, adds_bos=True),
+    "gemma3": dict(bos="<bos>", eos="<eos>", pad="<pad>", end="<end_of_turn>", adds_bos=True),
+    "phi3": dict(bos="<s>", eos="<|endoftext|>", pad=None, end="<|end|>", adds_bos=False),
+    "qwen3": dict(bos=None, eos="<|endoftext|>", pad="<|pad|>", end=None, adds_bos=False),
+}
+PROJECTIONS = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
+WRAPPED = {name: PROJECTIONS for name in FAMILIES} | {"phi3": ["down_proj", "gate_up_proj", "o_proj", "qkv_proj"]}
+# The shortest run that still goes through every step: 2 priming rows, 2 GRPO steps of one prompt x 4
+# completions, 4 held-out problems for the base and trained models, 8 tokens a completion, no evaluation
+# during GRPO.
+SHORT = (
+    "--priming-max-rows", "2", "--priming-epochs", "1", "--eval-primed", "false", "--max-steps", "2",
+    "--num-generations", "4", "--per-device-batch", "4", "--eval-size", "4", "--save-steps", "100",
+    "--max-completion-length", "8", "--eval-max-new-tokens", "8", "--eval-steps", "0",
+)  # fmt: skip
+
+
+def build_tokenizer(bos, eos, pad, end, adds_bos):
+    """A byte-level BPE tokenizer trained on the smoke texts with the family's special tokens; the tags are
+    single ordinary tokens, as in recipe/smoke.py. With adds_bos its post-processor prepends bos, as the
+    real Llama, Gemma and Mistral tokenizers do."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from recipe.smoke import smoke_texts
+
+    specials = [t for t in (bos, eos, pad, end) if t]
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(smoke_texts([str(SMOKE_TASK), str(SMOKE_PRIMER)]), trainer)
+    core.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in rewards.TAGS])
+    if adds_bos:
+        core.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, core.token_to_id(bos))]
+        )
+    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token=bos, eos_token=eos, pad_token=pad)
+
+
+def build_model(family: str, tokenizer):
+    """A random model of the family's architecture, with the end tokens its generation config declares."""
+    import torch
+    import transformers as t
+
+    torch.manual_seed(0)
+    ids = dict(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token else tokenizer.eos_token_id,
+        max_position_embeddings=512,
+    )
+    if family == "llama":
+        model = t.LlamaForCausalLM(t.LlamaConfig(**SHAPE, **ids, head_dim=16, tie_word_embeddings=True))
+    elif family == "gemma3":
+        config = t.Gemma3TextConfig(
+            **SHAPE, **ids, head_dim=16, query_pre_attn_scalar=16, sliding_window=32,
+            layer_types=["sliding_attention", "full_attention"],
+        )  # fmt: skip
+        model = t.Gemma3ForCausalLM(config)
+    elif family == "phi3":
+        model = t.Phi3ForCausalLM(t.Phi3Config(**SHAPE, **ids))
+    else:
+        model = t.Qwen3ForCausalLM(t.Qwen3Config(**SHAPE, **ids, head_dim=16, tie_word_embeddings=True))
+    end = FAMILIES[family]["end"]
+    if end:  # as the real models ship it: generation_config.json lists eos and the end of a turn
+        model.generation_config.eos_token_id = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(end)]
+    return model
+
+
+@pytest.fixture(scope="module")
+def family_dir(request, tmp_path_factory):
+    """The family's tiny model and tokenizer saved to a folder, as a user's local model."""
+    family = request.param
+    folder = tmp_path_factory.mktemp(family) / "model"
+    tokenizer = build_tokenizer(**FAMILIES[family])
+    build_model(family, tokenizer).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return family, folder
+
+
+@pytest.fixture(scope="module")
+def family_run(family_dir, tmp_path_factory):
+    """`python train_grpo.py --smoke --model-name DIR` in this process, recording every generate() call
+    (GRPO's and the comparison's inputs and end tokens) and the input ids priming trains on."""
+    import torch
+    import trl
+    from transformers.generation.utils import GenerationMixin
+
+    from recipe import report
+
+    family, folder = family_dir
+    calls, priming_ids = [], []
+    generate, sft_train = GenerationMixin.generate, trl.SFTTrainer.train
+
+    def recording_generate(self, *args, **kwargs):
+        config = kwargs.get("generation_config")
+        ends = kwargs["eos_token_id"] if "eos_token_id" in kwargs else config.eos_token_id
+        calls.append(
+            {
+                "grpo": config is not None,  # GRPO hands over its GenerationConfig; the comparison passes fields
+                "ids": [[i for i, m in zip(ids, mask, strict=True) if m] for ids, mask in zip(
+                    kwargs["input_ids"].tolist(), kwargs["attention_mask"].tolist(), strict=True)],
+                "ends": sorted([ends] if isinstance(ends, int) else ends),
+            }
+        )  # fmt: skip
+        return generate(self, *args, **kwargs)
+
+    def recording_train(self, *args, **kwargs):
+        priming_ids.extend(self.train_dataset["input_ids"])
+        return sft_train(self, *args, **kwargs)
+
+    output = tmp_path_factory.mktemp(f"{family}_out")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # matrices of 64 columns: a second thread only adds waiting (half the CPU time)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GenerationMixin, "generate", recording_generate)
+        patch.setattr(trl.SFTTrainer, "train", recording_train)
+        for plot in ("plot_comparison", "plot_training_curves"):  # seconds each, and tested elsewhere
+            patch.setattr(report, plot, lambda *args, **kwargs: None)
+        try:
+            code = train_grpo.main(["--smoke", "--model-name", str(folder), "--output-dir", str(output), *SHORT])
+        finally:
+            torch.set_num_threads(threads)
+    assert code == 0
+    run_dir = output / "smoke"
+    tokenizer = models.load_tokenizer(str(folder))
+    return dict(
+        family=family, folder=folder, run_dir=run_dir, calls=calls, priming_ids=priming_ids, tokenizer=tokenizer
+    )
+
+
+ALL = pytest.mark.parametrize("family_dir", list(FAMILIES), indirect=True)
+
+
+@ALL
+@pytest.mark.slow
+def test_exactly_one_bos_on_every_path_for_families_that_use_one(family_run):
+    tokenizer, spec = family_run["tokenizer"], FAMILIES[family_run["family"]]
+    bos = tokenizer.bos_token_id
+    expected = 1 if spec["adds_bos"] else 0
+    grpo = [ids for call in family_run["calls"] if call["grpo"] for ids in call["ids"]]
+    comparison = [ids for call in family_run["calls"] if not call["grpo"] for ids in call["ids"]]
+    assert len(grpo) == 2 * 4 and len(comparison) == 2 * 4  # two GRPO steps x 4; base and trained x 4
+    for path, rows in (("GRPO", grpo), ("comparison", comparison), ("priming", family_run["priming_ids"])):
+        for ids in rows:
+            assert ids.count(bos) == expected, (path, ids[:4])  # Qwen: bos is None, counted 0 times
+            assert (ids[0] == bos) == bool(expected), (path, ids[:4])
+    # the length filter counts the very tokens GRPO generates from
+    for ids in grpo[::4]:
+        problem = tokenizer.decode(ids).split(tokenizer.eos_token, 1)[1].removesuffix(rewards.REASONING_START)
+        prompt = [{"role": "system", "content": rewards.SYSTEM_PROMPT}, {"role": "user", "content": problem}]
+        assert prompt_lengths([prompt], tokenizer) == [len(ids)]
+
+
+@ALL
+@pytest.mark.slow
+def test_training_and_comparison_stop_at_the_same_end_tokens(family_run):
+    tokenizer, spec = family_run["tokenizer"], FAMILIES[family_run["family"]]
+    expected = sorted(
+        {tokenizer.eos_token_id} | ({tokenizer.convert_tokens_to_ids(spec["end"])} if spec["end"] else set())
+    )
+    assert {tuple(call["ends"]) for call in family_run["calls"] if call["grpo"]} == {tuple(expected)}
+    assert {tuple(call["ends"]) for call in family_run["calls"] if not call["grpo"]} == {tuple(expected)}
+
+
+@ALL
+@pytest.mark.slow
+def test_lora_wraps_every_projection_and_config_says_so(family_run):
+    """config.json names the layers LoRA wrapped (Phi-3: its fused ones) and the trainable count, which is
+    exactly r x (in + out) for each wrapped layer: nothing else trains."""
+    import torch
+
+    config = json.loads((family_run["run_dir"] / "config.json").read_text())
+    lora = config["lora"]
+    assert lora["wrapped_modules"] == {name: 2 for name in WRAPPED[family_run["family"]]}  # 2 layers each
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(family_run["folder"]))
+    rank = config["lora_rank"]
+    expected = sum(
+        rank * (m.in_features + m.out_features)
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and name.rsplit(".", 1)[-1] in WRAPPED[family_run["family"]]
+    )
+    assert lora["trainable_parameters"] == expected
+    assert lora["all_parameters"] == expected + sum(p.numel() for p in model.parameters())
+
+
+@ALL
+@pytest.mark.slow
+def test_smoke_with_a_model_name_trains_that_model(family_run):
+    config = json.loads((family_run["run_dir"] / "config.json").read_text())
+    assert config["model_name"] == str(family_run["folder"])
+    assert not (family_run["run_dir"] / "base_model").exists()  # the built-in tiny Qwen3 was never made
+    report = json.loads((family_run["run_dir"] / "comparison.json").read_text())
+    assert report["labels"] == ["base", "trained"]
+
+
+def family_tokens(family_dir):
+    """(tokenizer with the recipe's template, the model's generation config, the end tokens it declares)."""
+    from transformers import GenerationConfig
+
+    family, folder = family_dir
+    tokenizer = models.load_tokenizer(str(folder))
+    spec = FAMILIES[family]
+    ends = [tokenizer.eos_token_id] + ([tokenizer.convert_tokens_to_ids(spec["end"])] if spec["end"] else [])
+    return tokenizer, GenerationConfig.from_pretrained(str(folder)), ends
+
+
+@ALL
+def test_a_completion_that_ends_at_any_end_token_is_well_formed_in_training_and_comparison(family_dir):
+    """The same ids as GRPO sees them (up to the end token, decoded without special tokens) and as the
+    comparison cuts them (text after the end token, as generate() leaves it when another row runs on):
+    both read as ended, in the exact format."""
+    import types
+
+    from recipe.evaluate import _completion
+
+    tokenizer, generation_config, declared = family_tokens(family_dir)
+    ends = models.end_token_ids(types.SimpleNamespace(generation_config=generation_config), tokenizer)
+    answer = f"4 > 3{rewards.REASONING_END}{rewards.SOLUTION_START}4{rewards.SOLUTION_END}"
+    for end in declared:
+        ids = (
+            tokenizer(answer, add_special_tokens=False)["input_ids"]
+            + [end]
+            + tokenizer("7 7", add_special_tokens=False)["input_ids"]
+        )
+        grpo_text = tokenizer.decode(ids[: ids.index(end) + 1], skip_special_tokens=True)
+        assert rewards.has_exact_format(grpo_text), (tokenizer.convert_ids_to_tokens(end), grpo_text)
+        completion = _completion(tokenizer, ids, ends)
+        assert not completion["truncated"] and rewards.has_exact_format(completion["text"]), completion
+
+
+@ALL
+def test_vllm_comparison_gets_token_ids_with_one_bos_and_the_same_end_tokens(family_dir, monkeypatch):
+    """Unsloth's fast_generate is vLLM's LLM.generate (unsloth/models/llama.py:3966, 2026.10.7): given text,
+    vLLM would tokenize it with its own bos in front of the template's. A stand-in engine records what
+    the comparison hands it."""
+    import sys
+    import types
+
+    from recipe.evaluate import complete
+
+    tokenizer, generation_config, declared = family_tokens(family_dir)
+    seen = {}
+
+    def fast_generate(prompts, sampling_params, lora_request):
+        seen.update(prompts=prompts, params=sampling_params)
+        done = types.SimpleNamespace(token_ids=[declared[-1]], text="", finish_reason="stop")
+        return [types.SimpleNamespace(outputs=[done]) for _ in prompts]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=lambda **kwargs: kwargs))
+    model = types.SimpleNamespace(
+        vllm_engine=object(), fast_generate=fast_generate, generation_config=generation_config
+    )
+    prompt = [{"role": "system", "content": rewards.SYSTEM_PROMPT}, {"role": "user", "content": "Which is 1?"}]
+    settings = dict(train_grpo.DEFAULTS, eval_max_new_tokens=8)
+    [[completion]] = complete(model, tokenizer, [prompt], settings, "base", None)
+    [ids] = [p["prompt_token_ids"] for p in seen["prompts"]]
+    assert ids == tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)["input_ids"]
+    bos = tokenizer.bos_token_id
+    assert (ids[0] == bos and ids.count(bos) == 1) if FAMILIES[family_dir[0]]["adds_bos"] else bos not in ids
+    assert sorted(seen["params"]["stop_token_ids"]) == sorted(declared)
+    assert not completion["truncated"]
+
+
+@pytest.mark.parametrize("family_dir", ["phi3"], indirect=True)
+def test_lora_target_that_matches_nothing_is_refused(family_dir):
+    import train_grpo as script
+
+    _, folder = family_dir
+    tokenizer = models.load_tokenizer(str(folder))
+    settings = dict(script.DEFAULTS, model_name=str(folder), lora_rank=4, lora_alpha=8)
+    with pytest.raises(SetupError) as error:  # named on the command line: Phi-3 has no q_proj
+        models.load_model(
+            dict(settings, lora_targets="q_proj,o_proj", explicit=["lora_targets"]), "transformers", tokenizer
+        )
+    assert "q_proj" in str(error.value) and "qkv_proj" in str(error.value) and "all-linear" in str(error.value)
+    model, _ = models.load_model(dict(settings, lora_targets="all-linear"), "transformers", tokenizer)
+    assert set(models.lora_coverage(model)["wrapped_modules"]) == set(WRAPPED["phi3"])
+
+
+def test_bos_follows_what_the_tokenizer_does():
+    """Only a tokenizer that adds its bos to plain text gets one from the template (Phi-3 declares <s>
+    and does not add it; Qwen has none)."""
+    for family, spec in FAMILIES.items():
+        tokenizer = models.with_recipe_template(build_tokenizer(**spec))
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "1?"}], tokenize=False)
+        assert models.adds_bos(tokenizer) == spec["adds_bos"], family
+        assert text.startswith(spec["bos"] or "\0") == spec["adds_bos"], family
+
+
+def test_explicit_transformers_backend_runs_on_cpu_and_says_the_cost(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert models.choose_backend("transformers", needs_gpu=True) == "transformers"
+    assert "float32" in capsys.readouterr().out
+    with pytest.raises(SetupError):
+        models.choose_backend("auto", needs_gpu=True)
