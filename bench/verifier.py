@@ -31,8 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import verifier  # noqa: E402
-from rewards import REASONING_END, SOLUTION_END, SOLUTION_START, is_correct  # noqa: E402
+import verifier
+from rewards import REASONING_END, SOLUTION_END, SOLUTION_START, is_correct
 
 MATH500 = ROOT / "tests" / "data" / "math500_answers.jsonl"
 OTHER_GRADERS = ROOT / "tests" / "data" / "other_graders_cases.jsonl"
@@ -167,7 +167,7 @@ def timed_calls(pairs: list[tuple[str, str]]) -> tuple[list, list[float], list[f
 
 def percentiles(ms: list[float]) -> tuple[float, float, float]:
     ordered = sorted(ms)
-    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]
     return at(0.50), at(0.99), ordered[-1]
 
 
@@ -200,14 +200,18 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="the first 150 references only")
     args = parser.parse_args()
     references = load_references()[: 150 if args.quick else None]
-    versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("math-verify", "latex2sympy2_extended", "sympy"))
-    print(f"{datetime.date.today()}  {platform.machine()} {os.cpu_count()} CPUs  Python {platform.python_version()}  {versions}")
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}" for name in ("math-verify", "latex2sympy2_extended", "sympy")
+    )
+    print(
+        f"{datetime.date.today()}  {platform.machine()} {os.cpu_count()} CPUs  Python {platform.python_version()}  {versions}"
+    )
     print(f"worker CPU budget per call: {verifier.limits.SYMBOLIC_CPU_S * 1000:.0f} ms; wall-clock backstop "
           f"{verifier.limits.SYMBOLIC_BACKSTOP_S:.0f} s per judgement\n")  # fmt: skip
 
     equal_pairs = [(text, ref, kind) for ref in references for kind, text in variants(ref)]
     wrong_pairs = [(text, ref, kind) for ref in references for kind, text in wrong_copies(ref)]
-    from bench.rewards import HOSTILE  # noqa: E402 - the hostile answers the reward benchmark uses
+    from bench.rewards import HOSTILE
 
     hostile_pairs = [(h, ref, "hostile") for h in HOSTILE for ref in ("34", "\\frac{1}{2}", "(1, 2)", "2\\sqrt{2}")]
     graders = load_other_graders()
@@ -217,7 +221,9 @@ def main() -> int:
     start = time.perf_counter()
     verifier.stop()
     verifier.start()
-    print(f"worker start and warm-up: {time.perf_counter() - start:.2f} s (once, before training; not in the calls below)")
+    print(
+        f"worker start and warm-up: {time.perf_counter() - start:.2f} s (once, before training; not in the calls below)"
+    )
     results = {}
     for load in ("idle", "busy"):
         spinners = busy(os.cpu_count() or 2) if load == "busy" else []
@@ -278,7 +284,9 @@ def main() -> int:
     same = {name: results["idle", name][0] == results["busy", name][0] for name in sets}
     undecided = sum(v is None for (vs, *_) in results.values() for v in vs)
     print(f"  verdicts identical idle and busy: {same}; undecided verdicts: {undecided}")
-    print(f"  load average after the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times need a quiet machine)")
+    print(
+        f"  load average after the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times need a quiet machine)"
+    )
     print(f"  verifier counters: {verifier.stats()}")
 
     ok = (

@@ -70,11 +70,11 @@ from .symbolic import WORKER, Undecided, start, stats, stop
 
 __all__ = [
     "FLOAT_ROUNDING",
+    "INVALID",
     "MAX_ANSWER_CHARS",
     "MAX_DIGITS",
     "UNITS",
     "Answer",
-    "INVALID",
     "Undecided",
     "answers_equal",
     "classify",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+
 # ----------------------------------------------------------------------------- units
 def _unit_words(*words: str) -> str:
     return "|".join(words)
@@ -241,7 +242,6 @@ def _cut_approximation(s: str) -> str:
     if not left or re.fullmatch(r"[A-Za-z]\s*=?", left):
         return right
     return left
-
 
 
 def clean_text(raw: str) -> tuple[str, str | None, bool] | None:

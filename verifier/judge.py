@@ -205,4 +205,3 @@ def _based_equal(p: Answer, g: Answer) -> bool:
     based, other = (g, p) if g.kind == "based" else (p, g)
     digits = other.body.replace(" ", "").upper().lstrip("0") or "0"
     return other.kind == "number" and other.label is None and digits == based.based[0]
-

@@ -215,7 +215,9 @@ class _Parser:
             elif token in ("/", "\\div"):
                 self.take()
                 value /= self.power()
-            elif token is not None and (token[0].isalnum() or token in ("(", "{", "\\frac", "\\sqrt", "\\pi") or token in _FUNCTIONS):
+            elif token is not None and (
+                token[0].isalnum() or token in ("(", "{", "\\frac", "\\sqrt", "\\pi") or token in _FUNCTIONS
+            ):
                 number_after_number = token[0].isdigit() and (before[0].isdigit() or before in (")", "}"))
                 if number_after_number or (token == "\\frac" and before[0].isdigit()):
                     raise _NotArithmetic  # "2 3", "(2)3", "3\frac{1}{2}"

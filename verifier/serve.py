@@ -15,13 +15,13 @@ import sys
 # Run as a script, this folder would come first on sys.path, where its modules could shadow others.
 sys.path[:] = [p for p in sys.path if p and __file__.rsplit("/", 1)[0] not in (p, p.rstrip("/"))]
 
-import json  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import select  # noqa: E402
-import signal  # noqa: E402
-import time  # noqa: E402
-from functools import lru_cache  # noqa: E402
+import json
+import logging
+import os
+import select
+import signal
+import time
+from functools import lru_cache
 
 # Written for this purpose (one of each common shape); not taken from any benchmark. The first
 # _WARM_UP_BEFORE_READY before the worker says it is ready, the rest while it is idle.

@@ -84,4 +84,3 @@ def _power_growth(s: str) -> int:
             value *= _power_growth(s[k + 1 : j])
         growth = max(growth, value)
     return growth
-

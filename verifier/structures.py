@@ -16,6 +16,7 @@ import re
 
 from .numeric import arithmetic
 
+
 def split_top(s: str) -> list[str]:
     """s split at the commas and semicolons outside every bracket."""
     items, depth, start = [], 0, 0
@@ -124,10 +125,42 @@ def top_level_split(s: str, pattern: re.Pattern) -> tuple[list[str], list[str]]:
 
 _COMMAND = re.compile(r"\\[A-Za-z]+")
 _LABEL_COMMANDS = {
-    "\\frac", "\\angle", "\\measuredangle", "\\triangle", "\\overline", "\\overrightarrow", "\\vec", "\\widehat",
-    "\\hat", "\\text", "\\mathrm", "\\operatorname", "\\alpha", "\\beta", "\\gamma", "\\delta", "\\theta", "\\phi",
-    "\\varphi", "\\lambda", "\\mu", "\\omega", "\\sigma", "\\rho", "\\tau", "\\epsilon", "\\varepsilon", "\\psi",
-    "\\Delta", "\\Omega", "\\Phi", "\\Gamma", "\\Theta", "\\Lambda", "\\Sigma", "\\Psi",
+    "\\frac",
+    "\\angle",
+    "\\measuredangle",
+    "\\triangle",
+    "\\overline",
+    "\\overrightarrow",
+    "\\vec",
+    "\\widehat",
+    "\\hat",
+    "\\text",
+    "\\mathrm",
+    "\\operatorname",
+    "\\alpha",
+    "\\beta",
+    "\\gamma",
+    "\\delta",
+    "\\theta",
+    "\\phi",
+    "\\varphi",
+    "\\lambda",
+    "\\mu",
+    "\\omega",
+    "\\sigma",
+    "\\rho",
+    "\\tau",
+    "\\epsilon",
+    "\\varepsilon",
+    "\\psi",
+    "\\Delta",
+    "\\Omega",
+    "\\Phi",
+    "\\Gamma",
+    "\\Theta",
+    "\\Lambda",
+    "\\Sigma",
+    "\\Psi",
 }
 _SUBSCRIPT = re.compile(r"_\s*(?:\{[^{}]*\}|[A-Za-z0-9])")
 _LABEL_CHARS = re.compile(r"[A-Za-z\s{}()\[\],:|']*")
@@ -164,7 +197,9 @@ def split_label(s: str) -> tuple[str | None, str]:
     left, right = parts
     if is_label(left) and not has_relation(right):
         label, rest = left, right
-    elif separators[0] == "=" and re.fullmatch(r"[A-Za-z](?:_\{?[A-Za-z0-9]{1,3}\}?)?", right) and not has_relation(left):
+    elif (
+        separators[0] == "=" and re.fullmatch(r"[A-Za-z](?:_\{?[A-Za-z0-9]{1,3}\}?)?", right) and not has_relation(left)
+    ):
         label, rest = right, left  # "5 = x"
     else:
         return None, s

@@ -96,7 +96,9 @@ class Worker:
         self._started_ever = True
         line = self._read_line(started + limits.WORKER_START_TIMEOUT_S)
         if line is None or b"ready" not in line:
-            _log.warning("verifier worker did not start; symbolic answers are undecided for %.0f s", limits.WORKER_RETRY_S)
+            _log.warning(
+                "verifier worker did not start; symbolic answers are undecided for %.0f s", limits.WORKER_RETRY_S
+            )
             self.kill()
             self.retry_at = time.monotonic() + limits.WORKER_RETRY_S
             return False
