@@ -1,5 +1,7 @@
 """The smoke run: the whole recipe offline on a CPU in a minute or two, with a tiny random Qwen3 built
 here, saved to a folder and then loaded by path exactly as the real model is, on every backend.
+With --model-name DIR the smoke run trains DIR instead (a small local model, checked on a CPU before a
+GPU is rented); the tiny Qwen3 is only the default.
 
 The bundled task (data/smoke_task.jsonl, made by data/make_samples.py) is one a model of half a million
 parameters can learn from scratch: name the largest of four digits. Its answers are spread evenly over
