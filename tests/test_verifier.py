@@ -69,6 +69,8 @@ KINDS = {
         ("x < -1 \\text{ or } x > 2", "(-\\infty, -1) \\cup [2, \\infty)", False),
         ("1 \\le y \\le 4", "x \\in [1, 4]", False),
         ("x < -1", "(-\\infty, -1) \\cup (2, \\infty)", False),
+        ("-x \\ge -1", "x \\le 1", True),  # both sides times -1
+        ("-x > -1", "x > 1", False),  # the relation must turn round with the sign
     ],
     "several labelled solutions": [
         ("(x, y) = (1, 6) \\text{ and } (6, 1)", "(1,6), (6,1)", True),

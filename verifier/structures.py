@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from .numeric import arithmetic
+from .numeric import arithmetic, number
 
 
 def split_top(s: str) -> list[str]:
@@ -226,6 +226,25 @@ def chain_end(s: str) -> str:
     return f"{label} = {values[-1]}" if label is not None else values[-1]
 
 
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _negated(left: str, right: str) -> tuple[str, str] | None:
+    """(x, -a) for `-x` against a plain number a: both sides times -1 (the relation turns round)."""
+    if not left.startswith("-") or not is_label(left[1:]):
+        return None
+    value = number(right)
+    if value is None:
+        return None
+    negated = -value
+    text = (
+        str(negated.numerator)
+        if negated.denominator == 1
+        else f"\\frac{{{negated.numerator}}}{{{negated.denominator}}}"
+    )
+    return left[1:].strip(), text
+
+
 def interval(s: str) -> tuple[str | None, str, str, str] | None:
     """An inequality in one variable as (variable, opening bracket, low, high, closing bracket) text:
     `1 \\le y < 4` -> ("y", "[", "1", "4", ")"); `x > 3` -> ("x", "(", "3", "\\infty", ")"); else None."""
@@ -245,6 +264,10 @@ def interval(s: str) -> tuple[str | None, str, str, str] | None:
     else:
         left, right = parts
         relation = relations[0]
+        negated = _negated(left, right)
+        if negated is not None:  # -x >= -1 is x <= 1
+            left, right = negated
+            relation = _FLIPPED[_LESS.get(relation) or _MORE.get(relation)]
         if is_label(left) and not is_label(right):
             variable, bound, less = left, right, relation in _LESS
         elif is_label(right) and not is_label(left):
