@@ -215,14 +215,21 @@ def match_format_approximately(completions, **kwargs) -> list[float]:
     return [sum(TAG_ONCE if t.count(tag) == 1 else TAG_NOT_ONCE for tag in tags) for t in _texts(completions)]
 
 
-def check_answer(completions, answer=None, **kwargs) -> list[float | None]:
+def check_answer(completions, answer=None, log_metric=None, **kwargs) -> list[float | None]:
     """ANSWER_CORRECT exactly when is_correct() agrees; the recipe's bands and penalties otherwise; None
-    when the verifier could not decide (TRL leaves the sample out of this reward).
+    when the verifier could not decide (TRL leaves the sample out of this reward). With TRL's
+    `log_metric`, the share of completions left undecided is logged as `verifier/undecided`.
 
     >>> check_answer(["<SOLUTION>36</SOLUTION>", "<SOLUTION>0.0</SOLUTION>", "no block"], answer=["34", "0", "1"])
     [2.0, 5.0, -2.0]
     """
-    return _score_each(completions, answer, _answer_score)
+    texts = _texts(completions)
+    references = _references(answer, len(texts))
+    scores = [None if gold is None else _answer_score(t, gold) for t, gold in zip(texts, references, strict=True)]
+    if callable(log_metric):  # every call, so each process logs the same names (TRL gathers them in order)
+        undecided = sum(score is None and gold is not None for score, gold in zip(scores, references, strict=True))
+        log_metric("verifier/undecided", undecided / max(len(scores), 1))
+    return scores
 
 
 def _score_each(completions, answer, judge) -> list[float | None]:

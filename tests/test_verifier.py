@@ -243,7 +243,13 @@ def test_verifier_unavailable_means_undecided_not_wrong(monkeypatch):
     verifier.clear_caches()
     assert verifier.answers_equal("\\sqrt{27}", "3\\sqrt{3}") is None
     assert verifier.answers_equal("\\frac{1}{2}", "0.5") is True
-    assert check_answer(completions=[respond("\\sqrt{27}")], answer=["3\\sqrt{3}"]) == [None]
+    logged = []
+    scores = check_answer(
+        completions=[respond("\\sqrt{27}"), respond("34")],
+        answer=["3\\sqrt{3}", "34"],
+        log_metric=lambda name, value: logged.append((name, value)),
+    )
+    assert scores == [None, rewards.ANSWER_CORRECT] and logged == [("verifier/undecided", 0.5)]
     assert check_numbers(completions=[respond("0.5")], answer=["1/2"]) == [rewards.NUMBER_EQUAL]
     monkeypatch.undo()
     verifier.WORKER.retry_at = 0.0  # the next test may start a worker at once
