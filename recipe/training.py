@@ -5,7 +5,12 @@ scaling), because Unsloth's patched GRPOConfig fills in its own choices for fiel
 that are None: with an explicit loss_type="dapo" it would turn on mask_truncated_completions and set
 epsilon_high=0.28 (unsloth 2026.10.7, unsloth/models/rl.py; docs/gpu-path.md). The one field left to
 each library is vllm_importance_sampling_correction (TRL: on; Unsloth: off for its own vLLM engine); it
-only acts when vLLM generates, and config.json records it.
+only acts when vLLM generates, and config.json records it. Two loss types need more than passing the value:
+  - dr_grpo: Unsloth turns an explicit scale_rewards "group" into "none" (unsloth/models/rl.py:3466-3471,
+    "The Dr GRPO paper recommends..."), and keeps group scaling only for None, so "group" goes to it as None.
+  - cispo: TRL caps the importance weight itself at epsilon_high (trl/trainer/grpo_trainer.py:3035-3037), not
+    1 + epsilon_high, so epsilon_high = epsilon (0.2) would cap every weight below 1. Unset, it is
+    CISPO_EPSILON_MAX, the ScaleRL paper's value that TRL's docs and Unsloth both use (rl.py:3483-3489).
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ from pathlib import Path
 
 from rewards import REWARD_FUNCS
 
-from .models import optimizer_name, precision, vllm_available
+from .generation import plan_generation, vllm_off_reason
+from .models import optimizer_name, precision
 from .settings import reward_weights
+
+CISPO_EPSILON_MAX = 5.0  # loss_type cispo: cap on the importance weight (ScaleRL; TRL's recommended value)
 
 # What decides the objective and the sampling; written to config.json as the trainer used them.
 OBJECTIVE_FIELDS = (
@@ -59,7 +67,8 @@ def grpo_config(settings: dict, output_dir: Path, backend: str, max_completion_l
     from trl import GRPOConfig
 
     extra = {}
-    if backend == "unsloth" and settings["fast_inference"] and vllm_available():
+    vllm = not vllm_off_reason(settings, backend)  # not with 4-bit, nor for smoke runs on transformers
+    if backend == "unsloth" and vllm:
         from vllm import SamplingParams
 
         # Unsloth's patched GRPOConfig hands these to its vLLM engine; it takes temperature, the number
@@ -71,12 +80,14 @@ def grpo_config(settings: dict, output_dir: Path, backend: str, max_completion_l
             seed=settings["seed"],
             include_stop_str_in_output=True,
         )
-    elif backend == "transformers" and settings["fast_inference"] and vllm_available() and not settings["smoke"]:
+    elif backend == "transformers" and vllm:
+        # TRL's colocated engine is a second model beside the training one, with its own share of the GPU:
+        # sized from the model by plan_generation (train_grpo.py calls it before the model loads) when 0.
+        share = settings["colocate_vllm_memory"] or plan_generation(settings, backend)["colocate_vllm_memory"]
         extra.update(
             use_vllm=True,
             vllm_mode=settings["vllm_mode"],
-            # TRL's colocated engine is a second model beside the training one: it gets its own, small share.
-            vllm_gpu_memory_utilization=settings["colocate_vllm_memory"],
+            vllm_gpu_memory_utilization=share,
             vllm_max_model_length=settings["max_seq_length"],
         )
         if settings["vllm_server_url"]:
@@ -103,18 +114,35 @@ def grpo_config(settings: dict, output_dir: Path, backend: str, max_completion_l
         beta=settings["beta"],
         loss_type=settings["loss_type"],
         epsilon=settings["epsilon"],
-        epsilon_high=settings["epsilon_high"] or settings["epsilon"],  # never None: Unsloth reads None as 0.28
+        epsilon_high=epsilon_high(settings),  # never None: Unsloth reads None as 0.28 (5.0 for cispo)
         mask_truncated_completions=settings["mask_truncated_completions"],
-        scale_rewards=settings["scale_rewards"],  # stated: Unsloth would change it for dr_grpo
+        scale_rewards=scale_rewards(settings, backend),
         logging_nan_inf_filter=False,  # log a NaN loss as NaN, so the divergence guard sees it
         reward_weights=reward_weights(settings["reward_weights"], [f.__name__ for f in REWARD_FUNCS]),
         report_to=settings["report_to"],
         seed=settings["seed"],
+        trust_remote_code=settings["trust_remote_code"],  # TRL hands it to its colocated vLLM engine
         disable_tqdm=not sys.stderr.isatty(),
         ddp_find_unused_parameters=False,  # LoRA uses every adapter weight
         **precision(),
         **extra,
     )
+
+
+def epsilon_high(settings: dict) -> float:
+    """The upper clip, as a number: EPSILON_HIGH, or when it is 0, EPSILON (CISPO_EPSILON_MAX for cispo,
+    whose epsilon_high caps the importance weight itself, so 0.2 would shrink every update)."""
+    if settings["epsilon_high"]:
+        return settings["epsilon_high"]
+    return CISPO_EPSILON_MAX if settings["loss_type"] == "cispo" else settings["epsilon"]
+
+
+def scale_rewards(settings: dict, backend: str):
+    """SCALE_REWARDS as each backend's config must receive it to train with that scaling: Unsloth's patched
+    config replaces "group" with "none" for dr_grpo, and keeps group scaling when given None."""
+    if backend == "unsloth" and settings["loss_type"] == "dr_grpo" and settings["scale_rewards"] == "group":
+        return None
+    return settings["scale_rewards"]
 
 
 def effective_objective(args) -> dict:

@@ -96,32 +96,63 @@ def test_unsloth_that_does_not_import_ends_in_advice(monkeypatch):
     assert "Unsloth does not import" in str(error.value) and "--backend transformers" in str(error.value)
 
 
-@pytest.mark.parametrize("error", [RuntimeError("Unsloth: Failed to load model for nobody/typo"), OSError("404")])
-def test_unsloth_load_failure_ends_in_advice(monkeypatch, error, tiny_tokenizer):
-    """Unsloth reports a bad name or an offline hub as RuntimeError, transformers as OSError."""
+# Each failure as the library words it (docs/gpu-path.md), and what the advice must then say.
+LOAD_FAILURES = [
+    # a bad name or an unreachable hub: Unsloth's RuntimeError (unsloth/models/loader.py), transformers' OSError
+    (RuntimeError("Unsloth: Failed to load model. Both AutoConfig and PeftConfig loading failed."), "Check the name"),
+    (OSError("nobody/typo is not a local folder and is not a valid model identifier"), "Check the name"),
+    # vLLM's cache did not fit in its share, re-raised by Unsloth after its retries: raise the share
+    (RuntimeError("No available memory for the cache blocks. Try increasing `gpu_memory_utilization`"), "raise --gpu"),
+    # vLLM's share is more than is free: lower it
+    (
+        ValueError(
+            "Free memory on device cuda:0 (3.1/23.6 GiB) on startup is less than desired GPU memory utilization "
+            "(0.9, 21.2 GiB). Decrease GPU memory utilization or reduce GPU memory used by other processes."
+        ),
+        "lower --gpu-memory-utilization",
+    ),
+    ("torch-oom", "--num-generations and --per-device-batch"),  # torch's own out-of-memory error
+    # a missing package: Unsloth's wording for the bitsandbytes plugin, and a plain ImportError
+    (RuntimeError("Unsloth: `pip install vllm-bnb-plugin` for load_in_4bit."), "pip install -r requirements"),
+    (ImportError("No module named 'flash_attn'"), "pip install -r requirements"),
+]
 
-    class FastLanguageModel:
-        @staticmethod
-        def from_pretrained(**kwargs):
-            raise error
 
-    monkeypatch.setitem(sys.modules, "unsloth", types.SimpleNamespace(FastLanguageModel=FastLanguageModel))
+def stand_in_unsloth(monkeypatch, from_pretrained):
+    fast = types.SimpleNamespace(from_pretrained=staticmethod(from_pretrained))
+    monkeypatch.setitem(sys.modules, "unsloth", types.SimpleNamespace(FastLanguageModel=fast))
+
+
+@pytest.mark.parametrize("error, advice", LOAD_FAILURES)
+def test_load_failure_advice_tells_memory_packages_and_names_apart(monkeypatch, error, advice, tiny_tokenizer):
+    """Unsloth wraps out-of-memory, a missing package and a bad name all in RuntimeError: each gets its own
+    advice, and the library's own message is kept whole."""
+    import torch
+
+    if error == "torch-oom":
+        error = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def from_pretrained(**kwargs):
+        raise error
+
+    stand_in_unsloth(monkeypatch, from_pretrained)
     settings = dict(train_grpo.DEFAULTS, model_name="nobody/typo")
     with pytest.raises(SetupError) as caught:
         load_model(settings, "unsloth", tiny_tokenizer)
-    assert "could not load model 'nobody/typo'" in str(caught.value) and "--model-name DIR" in str(caught.value)
+    said = str(caught.value)
+    assert f"{type(error).__name__}: {error}" in said and advice in said
+    others = {a for _, a in LOAD_FAILURES} - {advice}
+    assert not [a for a in others if a in said], said  # no advice meant for another cause
 
 
-def test_out_of_memory_is_not_mistaken_for_a_bad_name(monkeypatch, tiny_tokenizer):
-    import torch
+def test_other_load_failures_keep_their_traceback(monkeypatch, tiny_tokenizer):
+    """An error the guard cannot name (here a CUDA fault) is not dressed up as a wrong model name."""
 
-    class FastLanguageModel:
-        @staticmethod
-        def from_pretrained(**kwargs):
-            raise torch.OutOfMemoryError("CUDA out of memory")
+    def from_pretrained(**kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
-    monkeypatch.setitem(sys.modules, "unsloth", types.SimpleNamespace(FastLanguageModel=FastLanguageModel))
-    with pytest.raises(torch.OutOfMemoryError):
+    stand_in_unsloth(monkeypatch, from_pretrained)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
         load_model(dict(train_grpo.DEFAULTS), "unsloth", tiny_tokenizer)
 
 
@@ -152,3 +183,94 @@ def test_backend_choice_without_gpu(monkeypatch):
     assert models.choose_backend("auto", needs_gpu=False) == "transformers"
     with pytest.raises(SetupError, match="--backend unsloth needs a CUDA GPU"):
         models.choose_backend("unsloth", needs_gpu=False)
+
+
+# ----------------------------------------------------------------------------- the project's Unsloth loading code
+class RecordingFastLanguageModel:
+    """Stands in for Unsloth's FastLanguageModel on CPU: records every argument the project passes to
+    from_pretrained and get_peft_model, and answers with what Unsloth would: a real model and tokenizer from
+    the folder, then a real PEFT LoRA with the rank, alpha and targets it was given."""
+
+    calls: dict = {}
+
+    @staticmethod
+    def from_pretrained(**kwargs):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        RecordingFastLanguageModel.calls["from_pretrained"] = kwargs
+        folder = kwargs["model_name"]
+        return AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+
+    @staticmethod
+    def get_peft_model(model, **kwargs):
+        from peft import LoraConfig, get_peft_model
+
+        RecordingFastLanguageModel.calls["get_peft_model"] = kwargs
+        lora = LoraConfig(r=kwargs["r"], lora_alpha=kwargs["lora_alpha"], target_modules=kwargs["target_modules"])
+        return get_peft_model(model, lora)
+
+
+@pytest.mark.parametrize("four_bit", [False, True])
+def test_unsloth_loading_passes_every_argument(monkeypatch, smoke_model_dir, four_bit):
+    """The project's own _load_unsloth, run through the stand-in with a GPU and vLLM "present": every argument
+    is explicit (Unsloth's defaults are load_in_4bit=True, gpu_memory_utilization=0.5), vLLM is asked for
+    in 16 bits and not in 4 (recipe/generation.py), and the returned model trains only its LoRA."""
+    import torch
+
+    from recipe import generation
+
+    RecordingFastLanguageModel.calls.clear()
+    monkeypatch.setitem(sys.modules, "unsloth", types.SimpleNamespace(FastLanguageModel=RecordingFastLanguageModel))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(generation, "vllm_available", lambda: True)
+    settings = smoke_settings(smoke_model_dir, load_in_4bit=four_bit, gpu_memory_utilization=0.55, seed=11)
+    model, tokenizer = load_model(settings, "unsloth", None)  # Unsloth's path loads its own tokenizer
+    assert RecordingFastLanguageModel.calls["from_pretrained"] == {
+        "model_name": smoke_model_dir,
+        "max_seq_length": settings["max_seq_length"],
+        "load_in_4bit": four_bit,
+        "fast_inference": not four_bit,
+        "max_lora_rank": settings["lora_rank"],
+        "gpu_memory_utilization": 0.55,
+        "trust_remote_code": False,
+    }
+    assert RecordingFastLanguageModel.calls["get_peft_model"] == {
+        "r": settings["lora_rank"],
+        "lora_alpha": settings["lora_alpha"],
+        "target_modules": settings["lora_targets"].split(","),
+        "use_gradient_checkpointing": "unsloth",
+        "random_state": 11,
+    }
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    assert tokenizer.chat_template and tokenizer.apply_chat_template(
+        [{"role": "user", "content": "1?"}], add_generation_prompt=True, tokenize=False
+    ).endswith(rewards.REASONING_START)
+
+
+def test_vllm_and_transformers_count_completion_lengths_alike(monkeypatch, tiny_tokenizer):
+    """vLLM keeps the end token in its output ids; the transformers path cuts it off. The same tokens must
+    give the same length, text and truncation on both evaluation paths."""
+    from recipe import evaluate
+
+    eos = tiny_tokenizer.eos_token_id
+    body = tiny_tokenizer("1 2 3", add_special_tokens=False)["input_ids"]
+    rows = [body + [eos], body]  # ended, and cut at the length limit
+    outputs = [
+        types.SimpleNamespace(token_ids=tuple(row), text="?", finish_reason="stop" if eos in row else "length")
+        for row in rows
+    ]
+
+    class Engine:
+        vllm_engine = object()  # what uses_fast_generate looks for
+
+        def fast_generate(self, prompts, sampling_params, lora_request):
+            return [types.SimpleNamespace(outputs=outputs)]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=lambda **kwargs: kwargs))
+    settings = dict(train_grpo.DEFAULTS, eval_samples=2)
+    prompts = [[{"role": "user", "content": "1?"}]]
+    (got,) = evaluate.complete(Engine(), tiny_tokenizer, prompts, settings, "trained", None, samples=2)
+    want = [evaluate._completion(tiny_tokenizer, row, [eos]) for row in rows]
+    assert got == want
+    assert [c["length"] for c in got] == [len(body), len(body)] and [c["truncated"] for c in got] == [False, True]

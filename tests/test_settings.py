@@ -90,7 +90,7 @@ def test_defaults_are_the_recipe():
         ({"export": "onnx"}, "--export must be adapter, merged or gguf"),
         ({"loss_type": "ppo"}, "--loss-type must be grpo, dr_grpo, dapo, bnpo, cispo, sapo, luspo or vespo"),
         ({"gpu_memory_utilization": 1.5}, "--gpu-memory-utilization must be between 0 and 1"),
-        ({"colocate_vllm_memory": 0}, "--colocate-vllm-memory must be between 0 and 1"),
+        ({"colocate_vllm_memory": 1.0}, "--colocate-vllm-memory must be between 0 and 1"),  # 0: sized from the model
         ({"epsilon_high": 0.1}, "--epsilon-high (0.1) must be 0 (same as --epsilon) or at least --epsilon"),
         ({"eval_samples": -1}, "--eval-samples must not be negative"),
         ({"reward_weights": "1,2"}, "needs 4 numbers"),

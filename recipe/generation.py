@@ -1,0 +1,138 @@
+"""Which engine generates the completions, and how much GPU memory vLLM gets: decided once, after the
+tokenizer loads and before the model does, so a combination that cannot start costs seconds, not a load.
+
+vLLM generates when it is installed, FAST_INFERENCE is on and a CUDA GPU is there, except:
+  - with LOAD_IN_4BIT. vLLM 0.31 has no bitsandbytes of its own (it moved to the separate vllm-bnb-plugin
+    package), so Unsloth's engine and TRL's colocated one both fail to start on a 4-bit model; and TRL's
+    weight sync would merge LoRA into the 4-bit base and unmerge it again at every step, re-rounding the base
+    weights each time. 4-bit runs generate with transformers instead, and say so (docs/gpu-path.md).
+  - in --smoke runs on the transformers backend, whose tiny model generates faster without it.
+On the transformers backend TRL's colocated engine is a second copy of the model beside the training one.
+vLLM 0.31 takes its share of the GPU (COLOCATE_VLLM_MEMORY) as everything it may hold: the weights, the
+activations of its profiling pass and the KV cache (vllm/v1/worker/gpu_worker.py:673-676), and refuses to
+start when that leaves no cache for one full-length sequence (vllm/v1/core/kv_cache_utils.py:898-935). So the
+share is sized here from the model's shape and the GPU's memory, or a share given by hand that is too small is
+refused with the number needed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+
+from .errors import SetupError
+
+GIB = 2**30
+# vLLM's own memory beyond weights and KV cache: the activations of its profiling pass over 4096 batched
+# tokens (TRL's max_num_batched_tokens), CUDA graphs and non-torch allocations. An estimate from the sources,
+# never measured on a GPU; it is why a computed share has room to spare rather than none.
+VLLM_OVERHEAD_GIB = 2.0
+# What training needs beside its own copy of the weights, at the least: LoRA, its optimizer state and the
+# activations of one checkpointed micro-batch. Below this the run would start and then run out of memory.
+TRAINING_HEADROOM_GIB = 2.0
+
+FOUR_BIT_WITHOUT_VLLM = (
+    "--load-in-4bit: generating with transformers, not vLLM. vLLM 0.31 has no bitsandbytes of its own (it moved "
+    "to the separate vllm-bnb-plugin package, never tested with this project), so a 4-bit model cannot start in "
+    "it. Slower generation is the price of the smaller model; with 24 GB or more, 16-bit with vLLM is faster."
+)
+
+
+def vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def vllm_off_reason(settings: dict, backend: str) -> str:
+    """Why vLLM does not generate in this run, in words; "" when it does."""
+    return _vllm_off(settings, backend)[0]
+
+
+def _vllm_off(settings: dict, backend: str) -> tuple[str, bool]:
+    """(why vLLM does not generate, whether that is news to the user); ("", False) when it generates."""
+    import torch
+
+    if not settings["fast_inference"]:
+        return "--fast-inference false", False
+    if not torch.cuda.is_available():
+        return "no CUDA GPU (vLLM needs one)", False
+    if backend == "transformers" and settings["smoke"]:
+        return "--smoke: the tiny model generates with transformers", False
+    if not vllm_available():
+        return "vLLM is not installed: generating with transformers (pip install -r requirements-vllm.txt)", True
+    if settings["load_in_4bit"]:
+        return FOUR_BIT_WITHOUT_VLLM, True
+    return "", False
+
+
+def plan_generation(settings: dict, backend: str) -> dict:
+    """The generation settings as this run will use them: fast_inference (off where vLLM cannot generate,
+    saying why when the user would expect it) and colocate_vllm_memory (sized when 0). Raises SetupError
+    when TRL's colocated engine cannot fit beside the training model."""
+    reason, news = _vllm_off(settings, backend)
+    if news:
+        print(reason)
+    plan = {"fast_inference": not reason, "colocate_vllm_memory": settings["colocate_vllm_memory"]}
+    if reason or backend != "transformers" or settings["vllm_mode"] != "colocate":
+        return plan
+    import torch
+
+    device = int(os.environ.get("LOCAL_RANK", "0"))
+    total = torch.cuda.get_device_properties(device).total_memory
+    plan["colocate_vllm_memory"] = colocate_share(settings, colocated_vllm_bytes(settings), total)
+    return plan
+
+
+def colocated_vllm_bytes(settings: dict) -> dict:
+    """{weights, kv_cache, overhead} in bytes for TRL's colocated engine: the model's 16-bit weights (its
+    parameters counted on the meta device, no download but config.json), the KV cache for every sequence of
+    one generation batch at full length (TRL's max_num_seqs), and vLLM's own overhead."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(settings["model_name"], trust_remote_code=settings["trust_remote_code"])
+    with torch.device("meta"):
+        shape = AutoModelForCausalLM.from_config(config, trust_remote_code=settings["trust_remote_code"])
+    parameters = sum(p.numel() for p in shape.parameters())
+    text = config.get_text_config()
+    heads = text.num_attention_heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    per_token = 2 * text.num_hidden_layers * kv_heads * head_dim * 2  # K and V, every layer, 2 bytes each
+    sequences = settings["per_device_batch"] * settings["gradient_accumulation"]  # TRL's max_num_seqs
+    return {
+        "weights": parameters * 2,
+        "kv_cache": sequences * settings["max_seq_length"] * per_token,
+        "overhead": int(VLLM_OVERHEAD_GIB * GIB),
+    }
+
+
+def colocate_share(settings: dict, need: dict, total: int) -> float:
+    """The share of the GPU to give TRL's colocated vLLM: `need` rounded up to a hundredth of `total`, or
+    the one given by hand when it is at least that. Refuses when the two copies of the model cannot fit."""
+    needed = math.ceil(100 * sum(need.values()) / total) / 100
+    given = settings["colocate_vllm_memory"]
+    gib = {k: v / GIB for k, v in need.items()}
+    breakdown = (
+        f"{gib['weights']:.1f} GiB of 16-bit weights + {gib['kv_cache']:.1f} GiB of KV cache "
+        f"({settings['per_device_batch'] * settings['gradient_accumulation']} sequences of "
+        f"{settings['max_seq_length']} tokens) + {gib['overhead']:.1f} GiB for vLLM itself"
+    )
+    left = total * (1 - max(needed, given)) - need["weights"]  # for training, beside its own weights
+    if left < TRAINING_HEADROOM_GIB * GIB:
+        raise SetupError(
+            f"TRL's colocated vLLM needs {needed:.2f} of this GPU's {total / GIB:.1f} GiB ({breakdown}), and the "
+            f"training copy of the model another {gib['weights']:.1f} GiB plus at least {TRAINING_HEADROOM_GIB:.0f} "
+            "GiB to train in: they do not fit together. Instead: the Unsloth backend on one GPU (one copy of the "
+            "weights: --backend unsloth), vLLM on a GPU of its own (--vllm-mode server, see README.md), "
+            "--fast-inference false, or a shorter --max-seq-length."
+        )
+    if given and given < needed:
+        raise SetupError(
+            f"--colocate-vllm-memory {given} is too small for TRL's colocated vLLM: it needs {needed:.2f} of this "
+            f"GPU's {total / GIB:.1f} GiB ({breakdown}). Pass --colocate-vllm-memory {needed:.2f}, or 0 to size it "
+            "from the model."
+        )
+    share = given or needed
+    print(f"TRL's colocated vLLM gets {share:.2f} of the GPU: {breakdown}")
+    return share
