@@ -4,7 +4,8 @@
     settings.py  command-line overrides, type checks, settings that cannot work together, --help
     data.py      datasets -> chat prompts, the chat template, prompt-length filter, held-out split, priming rows
     smoke.py     the tiny offline model and tokenizer, and the smoke settings
-    models.py    backend choice, Unsloth or transformers + PEFT loading, precision, CPU kernel stand-in, export
+    models.py    backend choice, Unsloth or transformers + PEFT loading, precision, CPU kernel stand-in
+    export.py    merged 16-bit model and GGUF (llama.cpp's converter and quantizer, Ollama Modelfile)
     training.py  the SFT and GRPO configurations, and the objective the trainer actually uses
     runs.py      the run folder: status, resume, signals, divergence guard, atomic writes
     evaluate.py  base / primed / trained: generation and scoring with rewards.py

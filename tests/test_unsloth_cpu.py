@@ -101,17 +101,34 @@ def test_unsloth_is_imported_before_trl_and_transformers(patched_trl):
     assert order.index("unsloth") < min(order.index("trl"), order.index("transformers"), order.index("peft")), order
 
 
+# Objectives whose fields Unsloth's patched config would change if they were not passed as grpo_config passes
+# them: the recipe's (explicit dapo: Unsloth would mask truncation and clip at 0.28), dr_grpo with each reward
+# scaling (Unsloth turns an explicit "group" into "none"), and cispo (epsilon_high caps the weight itself).
+OBJECTIVES = {
+    "recipe": {},
+    "dr_grpo, group": {"loss_type": "dr_grpo", "scale_rewards": "group"},
+    "dr_grpo, batch": {"loss_type": "dr_grpo", "scale_rewards": "batch"},
+    "dr_grpo, none": {"loss_type": "dr_grpo", "scale_rewards": "none"},
+    "cispo": {"loss_type": "cispo"},
+}
+
+
 def test_unsloth_config_trains_the_same_objective_as_the_plain_backend(patched_trl, tmp_path):
     """grpo_config(backend="unsloth") through Unsloth's patched class holds the same objective and sampling
-    as grpo_config(backend="transformers") through stock TRL in a process that never imports Unsloth."""
-    settings = dict(train_grpo.DEFAULTS, smoke=False, fast_inference=False)  # the recipe's own values
-    unsloth_config = grpo_config(settings, tmp_path / "u", "unsloth", max_completion_length=1846)
-    assert type(unsloth_config).__mro__[1].__module__ == "trl.trainer.grpo_config"  # the patched subclass
+    as grpo_config(backend="transformers") through stock TRL in a process that never imports Unsloth, for
+    each objective above."""
+    base = dict(train_grpo.DEFAULTS, smoke=False, fast_inference=False)  # the recipe's own values
+    unsloth = {
+        case: json.loads(json.dumps(effective_objective(grpo_config(dict(base, **o), tmp_path / "u", "unsloth", 1846))))
+        for case, o in OBJECTIVES.items()
+    }
     code = (
         "import json, sys; sys.modules['unsloth'] = None\n"
         "import train_grpo\nfrom recipe.training import effective_objective, grpo_config\n"
         "s = dict(train_grpo.DEFAULTS, smoke=False, fast_inference=False)\n"
-        f"print('@@' + json.dumps(effective_objective(grpo_config(s, {str(tmp_path / 'p')!r}, 'transformers', 1846))))"
+        f"cases = {OBJECTIVES!r}\n"
+        f"print('@@' + json.dumps({{c: effective_objective(grpo_config(dict(s, **o), {str(tmp_path / 'p')!r}, "
+        "'transformers', 1846)) for c, o in cases.items()}))"
     )
     env = {k: v for k, v in os.environ.items() if k != "UNSLOTH_ALLOW_CPU"}
     result = subprocess.run(
@@ -120,16 +137,24 @@ def test_unsloth_config_trains_the_same_objective_as_the_plain_backend(patched_t
     line = [x for x in result.stdout.splitlines() if x.startswith("@@")]
     assert line, result.stderr[-3000:]
     plain = json.loads(line[0][2:])
-    unsloth = json.loads(json.dumps(effective_objective(unsloth_config)))
-    differ = {k: (plain[k], unsloth[k]) for k in OBJECTIVE_FIELDS if plain[k] != unsloth[k]}
-    # Only with vLLM generating, which needs a GPU: Unsloth keeps its own default for its own engine.
-    differ.pop("vllm_importance_sampling_correction", None)
-    assert not differ, f"plain vs Unsloth: {differ}"
-    assert (unsloth["loss_type"], unsloth["mask_truncated_completions"], unsloth["epsilon_high"]) == (
-        "dapo",
-        False,
-        0.2,
+    for case in OBJECTIVES:
+        differ = {k: (plain[case][k], unsloth[case][k]) for k in OBJECTIVE_FIELDS if plain[case][k] != unsloth[case][k]}
+        # Only with vLLM generating, which needs a GPU: Unsloth keeps its own default for its own engine.
+        differ.pop("vllm_importance_sampling_correction", None)
+        assert not differ, f"{case}: plain vs Unsloth: {differ}"
+    recipe = unsloth["recipe"]
+    assert (recipe["loss_type"], recipe["mask_truncated_completions"], recipe["epsilon_high"]) == ("dapo", False, 0.2)
+    assert [unsloth[f"dr_grpo, {s}"]["scale_rewards"] for s in ("group", "batch", "none")] == ["group", "batch", "none"]
+    assert unsloth["cispo"]["epsilon_high"] == 5.0
+
+
+def test_unsloth_turns_dr_grpo_group_scaling_off_when_given_literally(patched_trl, tmp_path):
+    """Why grpo_config passes None for dr_grpo + "group" under Unsloth: given "group" as it is, the patched
+    config trains without scaling (unsloth/models/rl.py), which the transformers backend would not."""
+    config = patched_trl.GRPOConfig(
+        output_dir=str(tmp_path), loss_type="dr_grpo", scale_rewards="group", use_cpu=True, bf16=False
     )
+    assert config.scale_rewards == "none"
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +221,16 @@ def test_unsloth_merged_export_answers_like_base_plus_adapter(tiny, tmp_path):
     from transformers import AutoModelForCausalLM
     from unsloth.save import patch_saving_functions
 
+    from recipe.export import export_model
+
     settings, model, tokenizer = tiny
+    # Seeded non-zero LoRA weights, so the merge has something to carry even when this test runs alone
+    # (before the training tests, lora_B is still zero and base + adapter is the base).
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if "lora_B" in name:
+                weight.add_(torch.randn(weight.shape, generator=generator) * 0.5)
     adapter = models.save_adapter(model, tokenizer, tmp_path / "adapter")
     patch_saving_functions(model)  # what FastLanguageModel.get_peft_model does: binds save_pretrained_merged
     model.eval()
@@ -204,11 +238,12 @@ def test_unsloth_merged_export_answers_like_base_plus_adapter(tiny, tmp_path):
     kwargs = dict(do_sample=False, max_new_tokens=16, pad_token_id=tokenizer.pad_token_id)
     with torch.no_grad():
         want = model.generate(**ids, **kwargs)
+        with model.disable_adapter():
+            base_only = model.generate(**ids, **kwargs)
+    assert not torch.equal(base_only, want)  # so a merge that dropped the adapter would fail below
     real, torch.cuda.get_device_name = torch.cuda.get_device_name, lambda *a, **k: "cpu"
     try:
-        folder = models.export_model(
-            model, tokenizer, settings["model_name"], adapter, "merged", "unsloth", tmp_path / "m"
-        )
+        folder = export_model(model, tokenizer, dict(settings, export="merged"), adapter, "unsloth", tmp_path / "m")
     finally:
         torch.cuda.get_device_name = real
     merged = AutoModelForCausalLM.from_pretrained(str(folder))

@@ -1,0 +1,237 @@
+"""GGUF export on CPU: llama.cpp's own converter and quantizer, from the pinned llama-cpp-python, on the smoke
+model, checked token by token against the merged model in transformers.
+
+The llama.cpp tests run in CI's GGUF stage (`bash .ci/run`): a venv of its own with requirements-test.txt and
+requirements-gguf.txt, then `python -m recipe.export --get-converter` and `GGUF_STAGE=1 pytest tests/test_gguf.py`.
+Where llama_cpp is not installed they are skipped; with GGUF_STAGE=1 a missing llama_cpp is an error instead.
+
+The smoke tokenizer is trained by recipe/smoke.py, so llama.cpp's converter, which recognises a BPE
+tokenizer by hashing the ids it gives for a fixed text (conversion/base.py, get_vocab_base_pre), does not
+know it. The export records recipe.export.SMOKE_PRE_TOKENIZER for it instead (the smoke run passes it; the
+converter is otherwise unchanged), so llama.cpp's own text splitting is only close to the smoke tokenizer's.
+Every comparison here therefore works on token ids: the prompt is tokenized once by transformers, and the
+same ids go to both models (Llama.generate takes ids); outputs are compared as ids.
+"""
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import QUICK, offline_env, run_script
+
+from recipe import export
+from recipe.data import chat_template
+
+HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
+if os.environ.get("GGUF_STAGE") == "1" and not HAVE_LLAMA:
+    raise RuntimeError("GGUF_STAGE=1 but llama_cpp is not installed: pip install -r requirements-gguf.txt")
+needs_llama = pytest.mark.skipif(
+    not HAVE_LLAMA,
+    reason="GGUF stage: needs llama-cpp-python (requirements-gguf.txt); CI's GGUF stage runs it (bash .ci/run)",
+)
+NEW_TOKENS = 24
+
+
+# ----------------------------------------------------------------------------- no llama.cpp needed
+def test_a_failed_export_leaves_no_finished_folder(tmp_path):
+    folder = tmp_path / "merged"
+    with pytest.raises(OSError):
+        with export.staging(folder) as tmp:
+            (tmp / "model.safetensors").write_text("half written")
+            raise OSError("disk full")
+    assert not folder.exists()
+    with export.staging(folder) as tmp:  # the next export starts clean and lands in place
+        assert not any(tmp.iterdir())
+        (tmp / "model.safetensors").write_text("complete")
+    assert [p.name for p in tmp_path.iterdir()] == ["merged"]
+    assert (folder / "model.safetensors").read_text() == "complete"
+
+
+def test_modelfile_carries_the_recipes_chat_format(tmp_path):
+    """Ollama's template gives, for one question, the text the recipe's Jinja template gives."""
+    from jinja2 import Template
+
+    eos = "<|endoftext|>"
+    modelfile = export.write_modelfile(tmp_path, "model-q4_k_m.gguf", eos).read_text()
+    lines = modelfile.splitlines()
+    assert lines[0] == "FROM ./model-q4_k_m.gguf" and f'PARAMETER stop "{eos}"' in lines
+    jinja = Template(chat_template()).render(
+        messages=[{"role": "user", "content": "What is 2+3?"}], add_generation_prompt=True, eos_token=eos
+    )
+    # The Go template, with .System set by SYSTEM and one user message, written out by hand from
+    # ollama_template: {{ .System }} eos, then the message's content, then the opening tag.
+    template = export.ollama_template(eos)
+    assert template.startswith("{{ if .System }}{{ .System }}{{ else }}") and template.endswith("<start_working_out>")
+    system = modelfile.split('SYSTEM """', 1)[1].split('"""', 1)[0]
+    assert jinja == system + eos + "What is 2+3?" + "<start_working_out>"
+
+
+# ----------------------------------------------------------------------------- llama.cpp on the smoke model
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """A shortened smoke run (priming and a few GRPO steps), for its adapter and held-out prompts."""
+    output = tmp_path_factory.mktemp("gguf-outputs")
+    result = run_script("--smoke", *QUICK, "--output-dir", output)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return output / "smoke"
+
+
+@pytest.fixture(scope="module")
+def merged(quick_run, tmp_path_factory):
+    """(merged folder, merged model, tokenizer, prompts as id lists, the merged model's greedy ids)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = export.merge_adapter(
+        str(quick_run / "base_model"), quick_run / "adapter", tmp_path_factory.mktemp("m") / "merged"
+    )
+    model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    rows = [json.loads(line) for line in (quick_run / "heldout.jsonl").read_text().splitlines()]
+    prompts = []
+    for row in rows:
+        text = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+        prompts.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+    want = [hf_greedy(model, ids, tokenizer.eos_token_id) for ids in prompts]
+    base = AutoModelForCausalLM.from_pretrained(str(quick_run / "base_model")).eval()
+    with torch.no_grad():
+        base_ids = [hf_greedy(base, ids, tokenizer.eos_token_id) for ids in prompts]
+    # The adapter changes the answers, so a GGUF that lost it could not pass the comparisons below.
+    assert base_ids != want
+    return folder, model, tokenizer, prompts, want
+
+
+def hf_greedy(model, ids: list[int], eos: int) -> list[int]:
+    import torch
+
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), max_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=eos)
+    return out[0, len(ids) :].tolist()
+
+
+def llama_greedy(llm, ids: list[int], eos: int) -> list[int]:
+    """Greedy continuation in llama.cpp from token ids (temp 0 is argmax), up to eos or NEW_TOKENS."""
+    out = []
+    for token in llm.generate(ids, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, reset=True):
+        out.append(token)
+        if token == eos or len(out) == NEW_TOKENS:
+            break
+    return out
+
+
+def load_gguf(path: Path):
+    from llama_cpp import Llama
+
+    return Llama(model_path=str(path), n_ctx=512, n_threads=2, n_batch=512, verbose=False)
+
+
+def agreement(got: list[list[int]], want: list[list[int]]) -> tuple[int, float]:
+    """(prompts whose continuation is identical, share of tokens generated before the first difference)."""
+    same = sum(g == w for g, w in zip(got, want, strict=True))
+    prefix = 0
+    for g, w in zip(got, want, strict=True):
+        n = 0
+        while n < min(len(g), len(w)) and g[n] == w[n]:
+            n += 1
+        prefix += n
+    return same, prefix / sum(len(w) for w in want)
+
+
+@pytest.fixture(scope="module")
+def ggufs(merged, tmp_path_factory):
+    """The merged smoke model as GGUF: f32 and f16 by llama.cpp's converter, q8_0 and q4_k_m quantized from
+    the f16 file (the steps write_gguf takes; the command-line test below runs write_gguf itself)."""
+    out = tmp_path_factory.mktemp("gguf")
+    files = {t: export.convert(merged[0], out / f"{t}.gguf", t, export.SMOKE_PRE_TOKENIZER) for t in ("f32", "f16")}
+    for quantization in ("q8_0", "q4_k_m"):
+        files[quantization] = export.quantize(files["f16"], out / f"{quantization}.gguf", quantization)
+    return files
+
+
+@needs_llama
+def test_unquantized_gguf_gives_the_merged_models_greedy_tokens(merged, ggufs):
+    _, _, tokenizer, prompts, want = merged
+    llm = load_gguf(ggufs["f32"])
+    assert llm.n_vocab() == len(tokenizer) and llm.token_eos() == tokenizer.eos_token_id
+    assert llm.metadata["tokenizer.chat_template"] == chat_template()  # what llama-server --jinja uses
+    assert llm.metadata["tokenizer.ggml.pre"] == export.SMOKE_PRE_TOKENIZER
+    got = [llama_greedy(llm, ids, tokenizer.eos_token_id) for ids in prompts]
+    assert got == want
+
+
+@needs_llama
+def test_quantized_ggufs_agreement_is_reported(merged, ggufs, capsys):
+    """Quantized weights change the logits, so greedy tokens may differ: the agreement is printed, not asserted."""
+    _, _, tokenizer, prompts, want = merged
+    lines = []
+    for quantization in ("f16", "q8_0", "q4_k_m"):
+        llm = load_gguf(ggufs[quantization])
+        got = [llama_greedy(llm, ids, tokenizer.eos_token_id) for ids in prompts]
+        assert all(0 < len(g) <= NEW_TOKENS for g in got)
+        same, share = agreement(got, want)
+        size = ggufs[quantization].stat().st_size
+        lines.append(f"{quantization}: {same}/{len(want)} prompts identical, {share:.0%} of tokens before the first "
+                     f"difference, {size / 1e6:.2f} MB")  # fmt: skip
+    with capsys.disabled():
+        print("\nGGUF vs merged model, greedy, token ids:\n  " + "\n  ".join(lines))
+
+
+@needs_llama
+def test_q4_k_m_falls_back_where_rows_are_too_short(ggufs, capsys):
+    """Q4_K packs 256 weights a block; the smoke model's rows of 128 get llama.cpp's fallback types instead."""
+    sys.path.insert(0, str(export.converter_dir() / "gguf-py"))
+    from gguf import GGUFReader
+
+    types = {t.name: t.tensor_type.name for t in GGUFReader(str(ggufs["q4_k_m"])).tensors}
+    rows = {t.name: int(t.shape[0]) for t in GGUFReader(str(ggufs["q4_k_m"])).tensors}
+    assert any(kind in ("Q4_K", "Q6_K") for kind in types.values())  # really quantized where it fits
+    assert all(types[name] not in ("Q4_K", "Q5_K", "Q6_K") for name, n in rows.items() if n % 256)
+    summary = {}
+    for name, kind in types.items():
+        summary.setdefault(f"{kind} (rows of {rows[name]})", []).append(re.sub(r"^blk\.\d+\.", "", name))
+    with capsys.disabled():
+        print("\nq4_k_m tensor types in the smoke GGUF:")
+        for key, names in sorted(summary.items()):
+            print(f"  {key}: {len(names)} tensors, e.g. {sorted(set(names))[:4]}")
+
+
+@needs_llama
+def test_export_only_gguf_writes_a_complete_folder(quick_run):
+    """The command a user runs: the default q4_k_m GGUF, its Modelfile and export.json, nothing else left."""
+    output = quick_run.parent
+    result = run_script("--export-only", "--export", "gguf", "--adapter", quick_run / "adapter", "--output-dir", output)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    folder = output / "smoke-gguf"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["Modelfile", "export.json", "llama.cpp.log", "model-q4_k_m.gguf"]
+    about = json.loads((folder / "export.json").read_text())
+    assert about["quantization"] == "q4_k_m" and about["file"] == "model-q4_k_m.gguf"
+    assert (folder / "Modelfile").read_text().startswith("FROM ./model-q4_k_m.gguf\n")
+    assert not list(output.glob(".*partial"))
+    llm = load_gguf(folder / "model-q4_k_m.gguf")
+    assert llm.metadata["general.file_type"] == str(export.GGUF_FTYPES["q4_k_m"])
+
+
+@needs_llama
+def test_a_killed_gguf_export_leaves_nothing_that_looks_finished(quick_run, tmp_path):
+    """The export process is killed (SIGKILL) while llama.cpp's converter runs: a stand-in converter kills its
+    parent, so the moment is always the same. Nothing in the export's folder looks like a model."""
+    stand_in = tmp_path / "converter"
+    stand_in.mkdir()
+    (stand_in / "convert_hf_to_gguf.py").write_text("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")
+    output = tmp_path / "out"
+    command = [sys.executable, "train_grpo.py", "--export-only", "--export", "gguf", "--gguf-quantization", "q8_0",
+               "--adapter", str(quick_run / "adapter"), "--output-dir", str(output)]  # fmt: skip
+    env = offline_env(LLAMA_CPP_CONVERTER=str(stand_in))
+    result = subprocess.run(command, cwd=Path(__file__).parent.parent, env=env, capture_output=True, text=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    finished = [p for p in output.rglob("*") if p.name in ("export.json", "Modelfile") or p.suffix == ".gguf"]
+    assert finished == []
+    assert list((output / "smoke-gguf").iterdir()) == []  # the folder reserved for the job stays empty
+    assert (output / ".smoke-gguf.partial" / "merged" / "model.safetensors").exists()  # it was killed mid-way
