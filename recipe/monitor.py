@@ -188,7 +188,7 @@ class HeldoutAccuracy:
             completions = complete(model, tokenizer, self.prompts, self.settings, "trained", self.adapter_dir)
         tokenizer.padding_side = padding_side
         summary = score(self.problems, [c[0] for c in completions])
-        right = sum(r["correct"] for r in summary["records"])
+        right = sum(r["correct"] is True for r in summary["records"])  # None: undecided by the verifier
         low, high = wilson_interval(right, summary["problems"])
         logs = {
             "heldout/accuracy": summary["accuracy"],
