@@ -9,6 +9,7 @@ and with several processes, on plain transformers + PEFT with the same TRL train
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import traceback
@@ -54,6 +55,7 @@ def choose_backend(wanted: str, needs_gpu: bool) -> str:
     Imports Unsloth when chosen, before anything imports trl or transformers, so it can patch them,
     then checks that the training libraries import."""
     has_cuda, why_not = cuda_available()
+    quiet_known_noise()
     if not has_cuda and needs_gpu and wanted == "transformers":  # asked for by name: go on, and say the cost
         print(
             f"{why_not}\n--backend transformers: running on the CPU, as asked. This is for checking a small "
@@ -81,6 +83,34 @@ def choose_backend(wanted: str, needs_gpu: bool) -> str:
         import_unsloth()
     check_libraries()
     return wanted
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, *fragments: str):
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(f in record.getMessage() for f in self.fragments)
+
+
+def quiet_known_noise() -> None:
+    """Drop two kinds of start-up lines that need no action, before the libraries are imported.
+
+    - torchao 0.18 (pulled in by Unsloth, imported by transformers' quantizers) registers its enums with
+      torch's pytree, and torch 2.13 warns that this is deprecated (torch/utils/_pytree.py); harmless.
+    - With a CPU build of torch, torchao cannot load its CUDA kernels and logs "Failed to load
+      ..._C_*.so" for each (torchao/__init__.py); nothing here uses them. With a CUDA torch the same
+      line would mean a broken install, so it is kept there."""
+    import torch
+
+    noise = {"torch.utils._pytree": "is an Enum subclass and is now natively"}
+    if torch.version.cuda is None:
+        noise["torchao"] = "Failed to load"
+    for name, fragment in noise.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) for f in logger.filters):  # once, however often it is called
+            logger.addFilter(_DropMessages(fragment))
 
 
 def import_unsloth() -> None:

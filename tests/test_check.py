@@ -105,3 +105,24 @@ def test_without_a_gpu_the_advice_leads_to_a_setup_that_runs(monkeypatch):
     assert message.startswith("no CUDA GPU found") and "torchvision does not match this torch" in message
     assert "pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements-test.txt" in message
     assert "then: python train_grpo.py --smoke" in message
+
+
+def test_start_up_noise_that_needs_no_action_is_dropped(caplog):
+    """torch's deprecation warning about torchao's enums, and (with a CPU torch) torchao's failures to
+    load its CUDA kernels: dropped once a backend is chosen; anything else from those loggers still shows."""
+    import logging
+
+    import torch
+
+    from recipe import models
+
+    models.choose_backend("transformers", needs_gpu=False)
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("torch.utils._pytree").warning(
+            "<enum 'KernelPreference'> is an Enum subclass and is now natively supported by torch.compile"
+        )
+        logging.getLogger("torchao").warning("Failed to load torchao/_C_mxfp8.so: Could not load this library")
+        logging.getLogger("torchao").warning("something else")
+    shown = [r.getMessage() for r in caplog.records]
+    assert not any("Enum subclass" in m for m in shown) and "something else" in shown
+    assert any("Failed to load" in m for m in shown) == (torch.version.cuda is not None)
