@@ -2,6 +2,7 @@
 
     errors.py    SetupError: bad settings, data or machine, reported before time is spent
     settings.py  command-line overrides, type checks, settings that cannot work together, --help
+    check.py     --check: settings, data and reference answers on any machine, before a model loads
     data.py      datasets -> chat prompts, the chat template, prompt-length filter, held-out split, priming rows
     smoke.py     the tiny offline model and tokenizer, and the smoke settings
     models.py    backend choice, Unsloth or transformers + PEFT loading, precision, CPU kernel stand-in
