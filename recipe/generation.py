@@ -118,14 +118,24 @@ def colocate_share(settings: dict, need: dict, total: int) -> float:
         f"({settings['per_device_batch'] * settings['gradient_accumulation']} sequences of "
         f"{settings['max_seq_length']} tokens) + {gib['overhead']:.1f} GiB for vLLM itself"
     )
-    left = total * (1 - max(needed, given)) - need["weights"]  # for training, beside its own weights
-    if left < TRAINING_HEADROOM_GIB * GIB:
+    headroom = TRAINING_HEADROOM_GIB * GIB
+
+    def room(share: float) -> float:  # what is left to train in, beside the training copy of the weights
+        return total * (1 - share) - need["weights"]
+
+    if room(needed) < headroom:
         raise SetupError(
             f"TRL's colocated vLLM needs {needed:.2f} of this GPU's {total / GIB:.1f} GiB ({breakdown}), and the "
             f"training copy of the model another {gib['weights']:.1f} GiB plus at least {TRAINING_HEADROOM_GIB:.0f} "
             "GiB to train in: they do not fit together. Instead: the Unsloth backend on one GPU (one copy of the "
             "weights: --backend unsloth), vLLM on a GPU of its own (--vllm-mode server, see README.md), "
             "--fast-inference false, or a shorter --max-seq-length."
+        )
+    if room(given) < headroom:
+        raise SetupError(
+            f"--colocate-vllm-memory {given} leaves too little of this GPU's {total / GIB:.1f} GiB to train in beside "
+            f"the training copy of the model ({gib['weights']:.1f} GiB): pass 0 to size it from the model "
+            f"({needed:.2f}: {breakdown})."
         )
     if given and given < needed:
         raise SetupError(
