@@ -2,21 +2,37 @@
 
 OUTPUT_DIR/RUN_NAME holds status.json (training | interrupted | finished), config.json, checkpoints/,
 the adapters, the log and the report. A finished run is never overwritten; an unfinished one resumes
-from its newest checkpoint when the same command runs again. Under several processes only the main
-one writes.
+from its newest complete checkpoint when the same command runs again. Under several processes only the
+main one writes.
+
+A run may be killed at any moment (a preempted GPU, the out-of-memory killer, a full disk):
+- everything the recipe writes goes through atomic_path: written under `.NAME.partial` beside its
+  place and renamed into it when complete, so a file or folder that has its real name is whole;
+- the trainer writes checkpoint-N in place (weights, optimizer, scheduler, random state, and
+  trainer_state.json last), so checkpoint_problem() looks inside each one, and an incomplete one is set
+  aside as checkpoints/incomplete-checkpoint-N, never deleted;
+- a full disk ends in a message with the last complete checkpoint and the space the save needed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import re
+import shutil
 import signal
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 from .errors import SetupError
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")  # transformers' own pattern (trainer_utils.get_last_checkpoint)
+SET_ASIDE_PREFIX = "incomplete-"  # outside the trainer's checkpoint-* glob, so its rotation never deletes one
 
 
 def world_size() -> int:
@@ -37,11 +53,191 @@ def main_process_first():
     return contextlib.nullcontext()
 
 
+# ----------------------------------------------------------------------------- writes that survive a kill
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yields a temporary path beside `path` (`.NAME.partial`) to write a file or a folder to; when the block
+    ends, the files are flushed to disk and the temporary one takes `path`'s place in one rename. A kill at
+    any moment leaves the old `path` or the whole new one, never part of one. A full disk ends in a
+    SetupError that names the space the write needed; nothing partial is left behind."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    old = path.with_name(f".{path.stem}.old{path.suffix}")
+    _remove(tmp)  # what a killed write left
+    _remove(old)
+    try:
+        yield tmp
+        _flush_to_disk(tmp)
+        if tmp.is_dir() and path.is_dir():  # a folder cannot be renamed over another: the old one steps aside
+            path.rename(old)
+        tmp.replace(path)
+        _flush_to_disk(path.parent, recurse=False)
+        _remove(old)
+    except BaseException as e:
+        written = _size(tmp)
+        _remove(tmp)
+        if old.exists() and not path.exists():  # stopped between the two renames: the old one goes back
+            old.rename(path)
+        if is_disk_full(e, path.parent):
+            raise disk_full(path.parent, f"writing {path.name}", written, at_least=True) from None
+        raise
+
+
 def write_json(path: Path, data) -> None:
     """Write through a temporary file, so an interrupted write never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+def _size(path: Path) -> int:
+    """Bytes in a file, or in all the files of a folder."""
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    except OSError:
+        return 0
+
+
+def _flush_to_disk(path: Path, recurse: bool = True) -> None:
+    """fsync, so that a power cut after the rename cannot leave the new name on data never written."""
+    paths = sorted(path.rglob("*")) + [path] if recurse and path.is_dir() else [path]
+    for p in paths:
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            if not p.is_dir():  # a full disk may only show here (delayed allocation, network filesystems)
+                raise
+            # some filesystems cannot fsync a folder; the rename is still atomic
+        finally:
+            os.close(fd)
+
+
+# ----------------------------------------------------------------------------- a full disk
+def is_disk_full(error: BaseException, folder: Path) -> bool:
+    """Python reports a full disk as OSError ENOSPC, safetensors as "No space left on device (os error 28)",
+    and torch.save without an errno ("[enforce fail at inline_container.cc] ... unexpected pos"): that one
+    counts when the disk is now (nearly) full."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    text = str(error)
+    if "No space left on device" in text or "os error 28" in text:
+        return True
+    return "inline_container" in text and _free(folder) < 64 * 2**20
+
+
+def _free(folder: Path) -> int:
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.1f} MB"
+
+
+def disk_full(run_dir: Path, what: str, needed: int, at_least: bool, extra: str = "") -> SetupError:
+    """The message a full disk ends in: what was being written, the space it needed, the space free, and
+    the last complete checkpoint, which the same command resumes from once there is room."""
+    needed_text = f"more than {_mb(needed)}" if at_least else f"about {_mb(needed)}"
+    text = f"the disk is full: {what} needed {needed_text}, and {_mb(_free(run_dir))} is free in {run_dir}. {extra}"
+    if (run_dir / "checkpoints").is_dir():
+        text += f"Last complete checkpoint: {latest_checkpoint(run_dir) or 'none yet'}. "
+    return SetupError(text + "Free some space and run the same command again: it resumes from there.")
+
+
+def checkpoint_disk_full(run_dir: Path) -> SetupError:
+    """A checkpoint save ran out of space: the partial checkpoint is set aside (it can be deleted to free its
+    space), and the space needed is that of the last complete checkpoint (the same shapes, saved again)."""
+    set_aside = set_aside_incomplete(run_dir)
+    last = latest_checkpoint(run_dir)
+    extra = "".join(
+        f"The partial {old.name} ({_mb(_size(new))}) is set aside as {new}: delete it to free that space. "
+        for old, new, _ in set_aside
+    )
+    what = f"saving {set_aside[-1][0].name}" if set_aside else "saving a checkpoint"
+    if last:
+        return disk_full(run_dir, what, _size(Path(last)), at_least=False, extra=extra)
+    return disk_full(run_dir, what, max((_size(new) for _, new, _ in set_aside), default=0), at_least=True, extra=extra)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why checkpoint-N is incomplete, or None when it is whole: trainer_state.json (written last) present,
+    readable and at step N; every safetensors file covering exactly the tensors its header lists; every torch
+    file (optimizer, scheduler, random state) a whole zip archive (torch.save's format, whose directory is at
+    the end, so a cut file has none)."""
+    from safetensors import safe_open
+
+    state_file = folder / "trainer_state.json"
+    if not state_file.is_file():
+        return "no trainer_state.json, which the trainer writes last"
+    try:
+        step = json.loads(state_file.read_text())["global_step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "trainer_state.json is cut short or unreadable"
+    match = CHECKPOINT.match(folder.name)
+    if match and step != int(match.group(1)):
+        return f"trainer_state.json is at step {step}"
+    for path in sorted(folder.rglob("*")):
+        if path.suffix == ".safetensors":
+            try:
+                with safe_open(str(path), "pt"):
+                    pass
+            except Exception:  # safetensors' own error: header cut, or the data shorter than it says
+                return f"{path.relative_to(folder)} is cut short"
+        elif path.suffix in (".pt", ".pth", ".bin") and not zipfile.is_zipfile(path):
+            return f"{path.relative_to(folder)} is cut short"
+    return None
+
+
+def _checkpoints(run_dir: Path) -> list[Path]:
+    """checkpoint-N folders, newest first."""
+    folder = run_dir / "checkpoints"
+    found = [p for p in folder.iterdir() if CHECKPOINT.match(p.name) and p.is_dir()] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(CHECKPOINT.match(p.name).group(1)), reverse=True)
+
+
+def latest_checkpoint(run_dir: Path) -> str | None:
+    """The newest complete checkpoint (transformers' get_last_checkpoint takes the highest number, whole or not)."""
+    return next((str(p) for p in _checkpoints(run_dir) if checkpoint_problem(p) is None), None)
+
+
+def set_aside_incomplete(run_dir: Path) -> list[tuple[Path, Path, str]]:
+    """Rename every incomplete checkpoint-N to incomplete-checkpoint-N, saying so in one line each; never
+    deletes one. Returns (old, new, why) for each."""
+    moved = []
+    for folder in _checkpoints(run_dir):
+        why = checkpoint_problem(folder)
+        if why is not None:
+            moved.append((folder, set_aside(folder, f"{why}; a run stopped while saving it"), why))
+    return moved
+
+
+def set_aside(folder: Path, why: str) -> Path:
+    """Rename `folder` to incomplete-NAME (-2, -3 ...) beside it and say so in one line; returns the new path."""
+    new, n = folder.with_name(SET_ASIDE_PREFIX + folder.name), 2
+    while new.exists():
+        new, n = folder.with_name(f"{SET_ASIDE_PREFIX}{folder.name}-{n}"), n + 1
+    folder.rename(new)
+    say(f"{folder.name} is incomplete ({why}): set aside as {new}")
+    return new
 
 
 def run_status(run_dir: Path) -> str | None:
@@ -56,16 +252,10 @@ def set_status(run_dir: Path, status: str, **extra) -> None:
         write_json(run_dir / "status.json", {"status": status, "time": time.strftime("%Y-%m-%d %H:%M:%S"), **extra})
 
 
-def latest_checkpoint(run_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    folder = run_dir / "checkpoints"
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
-
-
 def prepare_run_dir(output_dir: str, run_name: str, if_finished: str) -> tuple[Path, str | None]:
     """(the run's folder, the checkpoint to resume from or None). A finished run is refused, or with
-    if_finished="new" the run goes to RUN_NAME-2, -3, ... beside it."""
+    if_finished="new" the run goes to RUN_NAME-2, -3, ... beside it. Incomplete checkpoints are set aside;
+    an earlier start that left none complete is started over, and that is said."""
     output = Path(output_dir)
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -90,7 +280,14 @@ def prepare_run_dir(output_dir: str, run_name: str, if_finished: str) -> tuple[P
         run_dir = output / f"{run_name}-{n}"
     if is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir, latest_checkpoint(run_dir)
+        set_aside_incomplete(run_dir)
+    resume = latest_checkpoint(run_dir)
+    if resume is None and run_status(run_dir) in ("training", "interrupted") and is_main_process():
+        say(
+            f"{run_dir} holds an earlier start that stopped before its first complete checkpoint: "
+            "this run starts over from the beginning, format priming included"
+        )
+    return run_dir, resume
 
 
 def new_folder_beside(source_dir: Path, output_dir: str, suffix: str) -> Path:
@@ -113,14 +310,68 @@ def cuda_oom_advice(settings: dict) -> str:
     )
 
 
+# ----------------------------------------------------------------------------- stopping on a signal
+def say(text: str) -> None:
+    """print() that never raises: with `... | tee log`, Ctrl-C ends tee too, and the run must still save."""
+    try:
+        print(text, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+class _SurvivesClosedPipe:
+    """sys.stdout or sys.stderr that, once the reader of its pipe is gone, sends what follows to /dev/null
+    instead of raising BrokenPipeError in whatever code printed (the trainer's step lines, a progress bar).
+    Everything but write and flush goes to the stream it wraps."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self):
+        try:  # at the descriptor, so the stream's buffer, C code and the flush at exit all find somewhere to write
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def survive_closed_output() -> None:
+    """From here on (for the rest of the process), a closed stdout or stderr never stops the run."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _SurvivesClosedPipe):
+            setattr(sys, name, _SurvivesClosedPipe(stream))
+
+
 class StopOnSignal:
-    """Ctrl-C or SIGTERM: finish the current step, save a checkpoint, stop. A second Ctrl-C exits at once."""
+    """Ctrl-C or SIGTERM: finish the current step, save a checkpoint, stop. A second Ctrl-C exits at once.
+
+    The handler only sets a flag and writes straight to the file descriptor, ignoring any error: a print()
+    there could raise (a closed pipe) or re-enter the buffer the interrupted code was writing to."""
 
     def __init__(self):
         self.received: str | None = None
         self._previous = {}
 
     def __enter__(self):
+        survive_closed_output()
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
@@ -131,18 +382,22 @@ class StopOnSignal:
 
     def _handle(self, signum, frame):
         if self.received:
-            print("\nsecond interrupt: exiting now, without saving", flush=True)
+            _write_raw("\nsecond interrupt: exiting now, without saving\n")
             os._exit(130)
         self.received = signal.Signals(signum).name
-        print(
-            f"\n{self.received}: finishing this step, then saving a checkpoint (press Ctrl-C again to quit now)",
-            flush=True,
-        )
+        _write_raw(f"\n{self.received}: finishing this step, then saving a checkpoint (Ctrl-C again quits now)\n")
+
+
+def _write_raw(text: str) -> None:
+    try:
+        os.write(1, text.encode())
+    except OSError:
+        pass
 
 
 def make_guard(stop: StopOnSignal):
-    """A trainer callback: saves and stops on a signal; stops without saving when the loss or the
-    gradient norm turns NaN or infinite (so the newest checkpoint stays a good one)."""
+    """A trainer callback: saves and stops on a signal; saves after the last step too; stops without saving
+    when the loss or the gradient norm turns NaN or infinite (so the newest checkpoint stays a good one)."""
     from transformers import TrainerCallback
 
     class Guard(TrainerCallback):
@@ -150,9 +405,12 @@ def make_guard(stop: StopOnSignal):
             self.bad_loss_step: int | None = None
 
         def on_step_end(self, args, state, control, **kwargs):
+            keeps_checkpoints = args.save_strategy != "no"  # GRPO does; priming does not
             if stop.received:
-                control.should_save = True
+                control.should_save = keeps_checkpoints
                 control.should_training_stop = True
+            elif keeps_checkpoints and state.global_step >= state.max_steps:  # a kill later costs no step
+                control.should_save = True
             return control
 
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -167,11 +425,15 @@ def make_guard(stop: StopOnSignal):
 
 
 def train_guarded(trainer, guard, run_dir: Path, resume: str | None = None) -> None:
-    """trainer.train(), turning a divergence into a SetupError that names the last good checkpoint."""
+    """trainer.train(), turning a divergence into a SetupError that names the last good checkpoint, and a
+    full disk during a checkpoint save into one that names it too and the space the save needed."""
     try:
         trainer.train(resume_from_checkpoint=resume)
-    except RuntimeError as e:  # sampling from NaN or infinite probabilities: the weights diverged
-        if "inf" not in str(e) or "nan" not in str(e):
+    except Exception as e:
+        if is_disk_full(e, run_dir):
+            raise checkpoint_disk_full(run_dir) from None
+        # sampling from NaN or infinite probabilities: the weights diverged
+        if not isinstance(e, RuntimeError) or "inf" not in str(e) or "nan" not in str(e):
             raise
         guard.bad_loss_step = trainer.state.global_step + 1
     if guard.bad_loss_step is not None:

@@ -1,12 +1,31 @@
-"""The run folder: finished runs kept, new names when asked, the divergence and signal guard."""
+"""The run folder: finished runs kept, new names when asked, the divergence and signal guard, and what a
+kill at any moment leaves (incomplete checkpoints, atomic writes, a full disk, a closed output pipe)."""
 
+import errno
 import json
 import math
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from conftest import ROOT, offline_env
 
 from recipe.errors import SetupError
-from recipe.runs import StopOnSignal, make_guard, new_folder_beside, prepare_run_dir, write_json
+from recipe.runs import (
+    StopOnSignal,
+    atomic_path,
+    checkpoint_problem,
+    latest_checkpoint,
+    make_guard,
+    new_folder_beside,
+    prepare_run_dir,
+    set_aside_incomplete,
+    train_guarded,
+    write_json,
+)
 
 
 def test_guard_stops_without_saving_on_nan_loss():
@@ -27,8 +46,21 @@ def test_guard_saves_and_stops_after_a_signal():
     stop = StopOnSignal()
     stop.received = "SIGTERM"
     control = TrainerControl()
-    make_guard(stop).on_step_end(None, TrainerState(global_step=3), control)
+    make_guard(stop).on_step_end(SimpleNamespace(save_strategy="steps"), TrainerState(global_step=3), control)
     assert control.should_save and control.should_training_stop
+    control = TrainerControl()  # priming keeps no checkpoints: it stops without one
+    make_guard(stop).on_step_end(SimpleNamespace(save_strategy="no"), TrainerState(global_step=3), control)
+    assert not control.should_save and control.should_training_stop
+
+
+def test_guard_saves_after_the_last_step():
+    from transformers import TrainerControl, TrainerState
+
+    control = TrainerControl()
+    make_guard(StopOnSignal()).on_step_end(
+        SimpleNamespace(save_strategy="steps"), TrainerState(global_step=6, max_steps=6), control
+    )
+    assert control.should_save and not control.should_training_stop
 
 
 def test_finished_run_is_refused_or_gets_a_new_name(tmp_path, capsys):
@@ -53,7 +85,286 @@ def test_jobs_on_an_earlier_run_get_fresh_folders(tmp_path):
     assert new_folder_beside(source, str(tmp_path), "eval") == tmp_path / "run-eval-2"
 
 
-def test_write_json_leaves_no_partial_file(tmp_path):
-    write_json(tmp_path / "a.json", {"x": 1})
-    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+# ----------------------------------------------------------------------------- a run killed at any moment
+def make_checkpoint(folder: Path, step: int) -> Path:
+    """A checkpoint laid out as the trainer writes one: weights, optimizer, scheduler, random state, and
+    trainer_state.json last."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    save_file({"lora_A": torch.ones(64, 8), "lora_B": torch.zeros(8, 64)}, folder / "adapter_model.safetensors")
+    torch.save({"state": {0: torch.ones(64)}}, folder / "optimizer.pt")
+    torch.save({"last_epoch": step}, folder / "scheduler.pt")
+    torch.save({"python": 1}, folder / "rng_state.pth")
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "log_history": []}))
+    return folder
+
+
+def cut(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def files_of(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda c: (c / "trainer_state.json").unlink(), "no trainer_state.json"),
+        (lambda c: cut(c / "trainer_state.json"), "trainer_state.json is cut short"),
+        (lambda c: (c / "trainer_state.json").write_text('{"global_step": 2}'), "trainer_state.json is at step 2"),
+        (lambda c: cut(c / "adapter_model.safetensors", 0.99), "adapter_model.safetensors is cut short"),
+        (lambda c: cut(c / "adapter_model.safetensors", 0.001), "adapter_model.safetensors is cut short"),
+        (lambda c: cut(c / "optimizer.pt", 0.9), "optimizer.pt is cut short"),
+        (lambda c: cut(c / "rng_state.pth", 0.5), "rng_state.pth is cut short"),
+    ],
+)
+def test_an_incomplete_checkpoint_is_told_from_a_whole_one(tmp_path, damage, reason):
+    checkpoint = make_checkpoint(tmp_path / "checkpoint-4", 4)
+    assert checkpoint_problem(checkpoint) is None
+    damage(checkpoint)
+    assert reason in checkpoint_problem(checkpoint)
+
+
+def test_resume_takes_the_newest_whole_checkpoint_and_sets_the_others_aside(tmp_path, capsys):
+    from transformers.trainer_utils import get_last_checkpoint, rotate_checkpoints
+
+    run_dir = tmp_path / "run"
+    make_checkpoint(run_dir / "checkpoints" / "checkpoint-2", 2)
+    make_checkpoint(run_dir / "checkpoints" / "checkpoint-4", 4)
+    partial = make_checkpoint(run_dir / "checkpoints" / "checkpoint-6", 6)
+    (partial / "trainer_state.json").unlink()  # killed while saving: the state is written last
+    cut(partial / "optimizer.pt")
+    kept = files_of(partial)
+    assert get_last_checkpoint(str(run_dir / "checkpoints")).endswith("checkpoint-6")  # what transformers picks
+    assert latest_checkpoint(run_dir) == str(run_dir / "checkpoints" / "checkpoint-4")  # what the recipe picks
+
+    _, resume = prepare_run_dir(str(tmp_path), "run", "refuse")
+    assert resume == str(run_dir / "checkpoints" / "checkpoint-4")
+    aside = run_dir / "checkpoints" / "incomplete-checkpoint-6"
+    assert files_of(aside) == kept and not partial.exists()  # renamed, byte for byte, never deleted
+    said = capsys.readouterr().out.strip().splitlines()
+    assert said == [f"checkpoint-6 is incomplete (no trainer_state.json, which the trainer writes last; a run "
+                    f"stopped while saving it): set aside as {aside}"]  # fmt: skip
+    rotate_checkpoints(str(run_dir / "checkpoints"), save_total_limit=1)  # the trainer's clean-up after a save
+    assert files_of(aside) == kept  # is not for set-aside folders
+
+    make_checkpoint(run_dir / "checkpoints" / "checkpoint-6", 6)  # the same step cut short a second time
+    (run_dir / "checkpoints" / "checkpoint-6" / "trainer_state.json").unlink()
+    assert set_aside_incomplete(run_dir)[0][1] == run_dir / "checkpoints" / "incomplete-checkpoint-6-2"
+    assert files_of(aside) == kept
+
+
+def test_a_run_stopped_before_its_first_checkpoint_says_it_starts_over(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    write_json(run_dir / "status.json", {"status": "interrupted"})
+    assert prepare_run_dir(str(tmp_path), "run", "refuse")[1] is None
+    assert "stopped before its first complete checkpoint: this run starts over from the beginning, format " \
+        "priming included" in capsys.readouterr().out  # fmt: skip
+    assert prepare_run_dir(str(tmp_path), "fresh", "refuse")[1] is None
+    assert "starts over" not in capsys.readouterr().out  # a new run is not "starting over"
+
+
+def test_atomic_path_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "adapter"
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "weights").write_text("first")
+    assert (target / "weights").read_text() == "first"
+    with pytest.raises(KeyboardInterrupt):  # killed half-way through writing the second version
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "weights").write_text("sec")
+            raise KeyboardInterrupt
+    assert (target / "weights").read_text() == "first"  # the old one, whole
+    (tmp_path / ".adapter.partial").mkdir()  # what a SIGKILL leaves behind (no clean-up ran)
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "weights").write_text("second")
+    assert (target / "weights").read_text() == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]
+
+    plot = tmp_path / "curves.png"
+    with atomic_path(plot) as tmp:
+        assert tmp.suffix == ".png" and tmp.parent == tmp_path  # savefig finds its format in the name
+        tmp.write_bytes(b"png")
+    assert plot.read_bytes() == b"png" and sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "curves.png"]
+
+
+def test_write_json_never_leaves_part_of_a_file(tmp_path, monkeypatch):
+    path = tmp_path / "log_history.json"
+    write_json(path, [{"step": 1}])
+    real_write_text = Path.write_text
+
+    def killed_half_way(self, text, *args, **kwargs):
+        real_write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", killed_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        write_json(path, [{"step": 1}, {"step": 2}])
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == [{"step": 1}]
+    assert [p.name for p in tmp_path.iterdir()] == ["log_history.json"]
+
+
+def test_a_full_disk_during_a_write_says_how_much_it_needed(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    make_checkpoint(tmp_path / "checkpoints" / "checkpoint-2", 2)
+    target = tmp_path / "comparison.md"
+    target.write_text("old")
+    with pytest.raises(SetupError) as error:
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"x" * 3 * 2**20)
+            raise OSError(errno.ENOSPC, "No space left on device")
+    message = str(error.value)
+    assert message.startswith("the disk is full: writing comparison.md needed more than 3.0 MB, and ")
+    assert f"Last complete checkpoint: {tmp_path / 'checkpoints' / 'checkpoint-2'}." in message
+    assert target.read_text() == "old" and not (tmp_path / ".comparison.partial.md").exists()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),  # Python's own writes (trainer_state.json)
+        RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"),  # safetensors
+    ],
+)
+def test_a_full_disk_during_a_checkpoint_save_names_the_last_complete_one(tmp_path, monkeypatch, error):
+    """A real transformers Trainer saving checkpoints; the third save runs out of space after the weights
+    and the optimizer are written (the message torch.save gives then has no errno: see the next test)."""
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(256, 256))
+
+        def forward(self, x):
+            return {"loss": (self.weight.sum(0) * x).pow(2).mean()}
+
+    run_dir = tmp_path / "run"
+    args = TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"), max_steps=5, save_steps=1, save_total_limit=2, use_cpu=True,
+        per_device_train_batch_size=1, report_to="none", disable_tqdm=True, logging_steps=1,
+    )  # fmt: skip
+    trainer = Trainer(model=Tiny(), args=args, train_dataset=[{"x": torch.ones(256)}] * 8)
+    save_rng_state = Trainer._save_rng_state
+
+    def disk_fills_at_step_3(self, output_dir):
+        if self.state.global_step == 3:
+            raise error
+        save_rng_state(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_rng_state", disk_fills_at_step_3)
+    with pytest.raises(SetupError) as raised:
+        train_guarded(trainer, make_guard(StopOnSignal()), run_dir)
+    checkpoints = run_dir / "checkpoints"
+    last = checkpoints / "checkpoint-2"
+    message = str(raised.value)
+    size = sum(p.stat().st_size for p in last.rglob("*") if p.is_file())
+    assert message.startswith(f"the disk is full: saving checkpoint-3 needed about {size / 2**20:.1f} MB, and ")
+    assert f"Last complete checkpoint: {last}." in message
+    assert f"set aside as {checkpoints / 'incomplete-checkpoint-3'}: delete it to free that space" in message
+    assert (checkpoints / "incomplete-checkpoint-3" / "optimizer.pt").exists()  # kept, not deleted
+    assert latest_checkpoint(run_dir) == str(last)
+
+
+def test_torch_save_on_a_full_disk_is_told_by_the_free_space(tmp_path, monkeypatch):
+    """torch.save reports a short write without an errno (seen on a full 64 kB tmpfs, torch 2.13)."""
+    from recipe import runs
+
+    error = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+    monkeypatch.setattr(runs, "_free", lambda folder: 0)
+    assert runs.is_disk_full(error, tmp_path)
+    monkeypatch.setattr(runs, "_free", lambda folder: 10 * 2**30)
+    assert not runs.is_disk_full(error, tmp_path)  # the same words with room left: another fault, kept as it is
+    assert not runs.is_disk_full(RuntimeError("probability tensor contains either inf, nan or element < 0"), tmp_path)
+
+
+def test_an_incomplete_smoke_model_is_set_aside_and_built_again(tmp_path, capsys):
+    from recipe.smoke import SMOKE_SETTINGS, build_smoke_model, smoke_model_problem
+
+    folder = tmp_path / "base_model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")  # what a kill used to leave: the config, no weights
+    build_smoke_model(folder, [SMOKE_SETTINGS["dataset"]], seed=1)
+    assert smoke_model_problem(folder) is None
+    assert (tmp_path / "incomplete-base_model" / "config.json").read_text() == "{}"
+    assert "base_model is incomplete (no tokenizer.json)" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base_model", "incomplete-base_model"]
+    cut(folder / "model.safetensors")
+    assert smoke_model_problem(folder) == "model.safetensors is cut short"
+
+
+# ----------------------------------------------------------------------------- signals, in a small child process
+CHILD = """
+import os, sys, time
+from pathlib import Path
+from recipe.runs import StopOnSignal
+with StopOnSignal() as stop:
+    print("ready", flush=True)
+    deadline = time.monotonic() + 60
+    while not stop.received or {hold}:  # a training step: the handler only sets the flag
+        if time.monotonic() > deadline:
+            sys.exit(3)
+        time.sleep(0.01)
+    for i in range(1000):  # the trainer's step lines, after the reader of the pipe is gone
+        print("step line", i)
+    Path(sys.argv[1]).write_text("saved")
+print("stopped and saved")
+sys.exit(130)
+"""
+
+
+def start_child(tmp_path, hold: bool) -> subprocess.Popen:
+    code = CHILD.format(hold=hold)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "saved")], cwd=ROOT, env=offline_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_a_signal_saves_even_when_the_output_pipe_is_closed(tmp_path):
+    """`... | tee log` and Ctrl-C: tee is gone before the run prints again. The handler's own message and
+    every print after it must neither raise nor stop the save, and the exit status says interrupted."""
+    child = start_child(tmp_path, hold=False)
+    assert child.stdout.readline() == "ready\n"
+    child.stdout.close()  # the reader of the pipe is gone
+    child.send_signal(signal.SIGINT)
+    assert child.wait(timeout=30) == 130, child.stderr.read()
+    assert (tmp_path / "saved").read_text() == "saved" and child.stderr.read() == ""
+
+
+def test_a_second_ctrl_c_quits_at_once(tmp_path):
+    child = start_child(tmp_path, hold=True)  # a step that does not end
+    assert child.stdout.readline() == "ready\n"
+    child.send_signal(signal.SIGINT)
+    assert "SIGINT: finishing this step, then saving a checkpoint" in child.stdout.readline() + child.stdout.readline()
+    child.send_signal(signal.SIGINT)
+    assert child.wait(timeout=10) == 130
+    assert "second interrupt: exiting now, without saving" in child.stdout.read()
+    assert not (tmp_path / "saved").exists()
+
+
+def test_the_signal_handler_itself_never_raises():
+    """Called with its stdout a pipe nobody reads, and no safety net around it: it still only records the
+    signal (a print() here would raise BrokenPipeError into whatever the run was doing)."""
+    code = (
+        "import signal, sys; from recipe.runs import StopOnSignal; sys.stdin.readline(); stop = StopOnSignal(); "
+        "stop._handle(signal.SIGTERM, None); sys.stderr.write(stop.received)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, env=offline_env(),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    child.stdout.close()
+    _, err = child.communicate("go\n", timeout=30)
+    assert (child.returncode, err) == (0, "SIGTERM")
