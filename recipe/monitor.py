@@ -269,7 +269,11 @@ class CompletionSamples:
             f.write("".join(lines))  # one write: a kill leaves at most one partial line, dropped on resume
 
     def groups(self, step: int) -> list[dict]:
-        logs = self.trainer._logs
+        # TRL 1.15's GRPOTrainer keeps the latest batch in _logs, and so does Unsloth 2026.10.7's compiled copy
+        # of it (unsloth_compiled_cache/UnslothGRPOTrainer.py); a trainer without it writes no samples.
+        logs = getattr(self.trainer, "_logs", None)
+        if not logs:
+            return []
         names = list(logs["rewards"])
         weights = [float(w) for w in self.trainer.reward_weights]
         prompts, texts, advantages = list(logs["prompt"]), list(logs["completion"]), list(logs["advantages"])

@@ -16,11 +16,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 SMOKE_TASK = ROOT / "data" / "smoke_task.jsonl"
 SMOKE_PRIMER = ROOT / "data" / "smoke_primer.jsonl"
 # A shortened smoke run for the mechanical tests (resume, processes, divergence): every step of the
-# recipe, a few seconds each, nothing learned.
+# recipe, a few seconds each, nothing learned. Held-out points every 2 steps and completions.jsonl at every
+# step, so the resume tests compare those too.
 QUICK = (
     "--priming-max-rows", "8", "--priming-epochs", "1", "--max-steps", "6", "--num-generations", "4",
     "--per-device-batch", "8", "--eval-size", "8", "--save-steps", "2", "--max-completion-length", "24",
-    "--eval-max-new-tokens", "24",
+    "--eval-max-new-tokens", "24", "--eval-steps", "2", "--log-completions-steps", "1",
 )  # fmt: skip
 
 
