@@ -178,11 +178,13 @@ def local_tokenizer(S: dict):
 
     if S["smoke"] and "model_name" not in S.get("explicit", []):
         return smoke_tokenizer([S["dataset"], S["priming_dataset"]]), "the smoke model's, built in memory"
-    from transformers import AutoTokenizer
-
     from .models import with_recipe_template
 
     name = S["model_name"]
+    try:
+        from transformers import AutoTokenizer
+    except Exception as e:  # noqa: BLE001 - a broken install (e.g. a CUDA torchvision): the data is still checked
+        return None, f"none: transformers does not import here ({type(e).__name__}: {str(e)[:120]}); no lengths measured"
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True, trust_remote_code=S["trust_remote_code"])
     except Exception:  # noqa: BLE001 - not downloaded, not a folder: the check goes on without lengths
