@@ -1,5 +1,5 @@
-"""What a GRPO step costs: time in generation and in training, completion tokens per second and peak
-memory, for the plain transformers + PEFT path and the Unsloth path of train_grpo.py, side by side.
+"""What a GRPO step costs: time in generation, in the rewards and in training, completion tokens per second
+and peak memory, for the plain transformers + PEFT path and the Unsloth path of train_grpo.py, side by side.
 
     python bench/step.py                     # CUDA GPU: Qwen3-4B's exact shape, random weights, all paths
     python bench/step.py --load-in-4bit      # the same with 4-bit base weights
@@ -80,14 +80,17 @@ def build_tokenizer(vocab_size: int):
 
 
 def save_random_model(folder: Path, shape: dict, seed: int) -> None:
-    """Write a random-weight Qwen3 of `shape` and its tokenizer to `folder` (bf16 on a GPU)."""
+    """Write a random-weight Qwen3 of `shape` and its tokenizer to `folder`, in the dtype the recipe computes
+    in here (bf16 on Ampere and later, fp16 on older GPUs, where bf16 would be emulated; fp32 on CPU)."""
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from recipe.models import compute_dtype
 
     tokenizer = build_tokenizer(shape["vocab_size"])
     config = Qwen3Config(**shape, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    dtype = compute_dtype()
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
         model = Qwen3ForCausalLM(config).to(dtype)
     model.save_pretrained(str(folder))
@@ -105,6 +108,7 @@ def worker(args) -> dict:
     import torch
 
     from recipe.data import build_prompts, drop_long_prompts, load_table
+    from recipe.generation import vllm_off_reason
     from recipe.models import load_model, load_tokenizer, use_plain_logprobs_without_gpu, uses_fast_generate
     from recipe.training import grpo_config
     from rewards import REWARD_FUNCS
@@ -148,7 +152,15 @@ def worker(args) -> dict:
             if cuda:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
-            steps.append({"start": time.perf_counter(), "generation_s": 0.0})
+            steps.append({"start": time.perf_counter(), "generation_s": 0.0, "rewards_s": 0.0, "training_s": 0.0})
+
+        def on_pre_optimizer_step(self, a, state, control, **kw):
+            self.optimizer_start = time.perf_counter()
+
+        def on_optimizer_step(self, a, state, control, **kw):
+            if cuda:
+                torch.cuda.synchronize()
+            steps[-1]["training_s"] += time.perf_counter() - self.optimizer_start
 
         def on_step_end(self, a, state, control, **kw):
             if cuda:
@@ -170,30 +182,43 @@ def worker(args) -> dict:
         processing_class=tokenizer,
         callbacks=[Measure()],
     )
-    # Generation is timed by wrapping the trainer's own generate step.
-    name = "_generate" if hasattr(trainer, "_generate") else "_generate_and_score_completions"
-    original = getattr(trainer, name)
+    # Each part of a step is timed where it runs, not derived from the others, so that the parts can be
+    # checked against the whole step (timed by Measure): generation (the trainer's sampling call), the
+    # rewards, and training (loss and backward passes, gradient clipping, and the optimizer step, timed by
+    # Measure). What no timer covers (batching, tokenizing, the loop's bookkeeping) is reported as other.
+    def time_into(owner, name: str, key: str) -> None:
+        original = getattr(owner, name)
 
-    def timed(*a, **kw):
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        result = original(*a, **kw)
-        if cuda:
-            torch.cuda.synchronize()
-        if steps:
-            steps[-1]["generation_s"] += time.perf_counter() - t0
-        return result
+        def timed(*a, **kw):
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            result = original(*a, **kw)
+            if cuda:
+                torch.cuda.synchronize()
+            if steps:
+                steps[-1][key] += time.perf_counter() - t0
+            return result
 
-    setattr(trainer, name, timed)
+        setattr(owner, name, timed)
+
+    if hasattr(trainer, "_generate"):
+        time_into(trainer, "_generate", "generation_s")
+        time_into(trainer, "_calculate_rewards", "rewards_s")
+    else:  # older trainers: generation and scoring in one call
+        time_into(trainer, "_generate_and_score_completions", "generation_s")
+    for name in ("compute_loss", "_clip_grad_norm"):
+        time_into(trainer, name, "training_s")
+    time_into(trainer.accelerator, "backward", "training_s")
     trainer.train()
     for s in steps:
         s.pop("start")
-        s["training_s"] = s["step_s"] - s["generation_s"]
+        s["other_s"] = s["step_s"] - s["generation_s"] - s["rewards_s"] - s["training_s"]
         s["tokens_per_s"] = s.get("completion_tokens", 0) / s["generation_s"] if s["generation_s"] else None
     return {
         "backend": args.worker,
         "vllm": backend == "unsloth" and uses_fast_generate(model),
+        "vllm_off": vllm_off_reason(settings, backend) if vllm else "",  # e.g. 4-bit: recipe/generation.py
         "load_in_4bit": args.load_in_4bit,
         "load_s": load_seconds,
         "max_completion_length": max_completion_length,
@@ -210,7 +235,8 @@ def summarise(result: dict) -> dict:
         values = [s[key] for s in steps if s.get(key) is not None]
         return statistics.median(values) if values else None
 
-    return {key: median(key) for key in ("step_s", "generation_s", "training_s", "tokens_per_s", "peak_gib")}
+    keys = ("step_s", "generation_s", "training_s", "rewards_s", "other_s", "tokens_per_s", "peak_gib")
+    return {key: median(key) for key in keys}
 
 
 def fmt(value, spec=".2f") -> str:
@@ -282,7 +308,10 @@ def main() -> int:
                 continue
             results.append(json.loads(lines[-1][len("RESULT ") :]))
 
-    print(f"\n{'path':24} {'step s':>8} {'gen s':>8} {'train s':>8} {'tok/s':>8} {'peak GiB':>9}")
+    print(
+        f"\n{'path':24} {'step s':>8} {'gen s':>8} {'train s':>8} {'reward s':>8} {'other s':>8} {'tok/s':>8} "
+        f"{'peak GiB':>9}"
+    )
     summaries = {}
     for r in results:
         if "error" in r:
@@ -291,10 +320,12 @@ def main() -> int:
         s = summaries[r["backend"]] = summarise(r)
         label = r["backend"] + (" 4-bit" if r["load_in_4bit"] else "")
         if r["backend"] == "unsloth-vllm" and not r["vllm"]:
-            label += " (vLLM missing)"
+            label += " (no vLLM)"
+            print(f"  {r['backend']}: {r.get('vllm_off') or 'vLLM did not start'}")
         print(
             f"{label:24} {fmt(s['step_s']):>8} {fmt(s['generation_s']):>8} {fmt(s['training_s']):>8} "
-            f"{fmt(s['tokens_per_s'], '.0f'):>8} {fmt(s['peak_gib']):>9}"
+            f"{fmt(s['rewards_s'], '.3f'):>8} {fmt(s['other_s'], '.3f'):>8} {fmt(s['tokens_per_s'], '.0f'):>8} "
+            f"{fmt(s['peak_gib']):>9}"
         )
     for r in results:
         if "error" not in r:

@@ -150,7 +150,9 @@ def test_a_hub_name_still_goes_to_the_hub(monkeypatch, tmp_path):
 
 def test_long_prompts_are_dropped_and_the_rest_kept(tiny_tokenizer, tmp_path):
     """The filter keeps exactly the prompts at or under the limit, in their order, and drops every longer one."""
-    problems = [{"prompt": "Which is the largest of " + ", ".join(["7"] * n) + "?", "solution": "7"} for n in range(1, 21)]
+    problems = [
+        {"prompt": "Which is the largest of " + ", ".join(["7"] * n) + "?", "solution": "7"} for n in range(1, 21)
+    ]
     rows = build_prompts(load_table(str(write_rows(tmp_path / "varied.jsonl", problems))), "prompt", "solution")
     lengths = prompt_lengths(rows["prompt"], tiny_tokenizer)
     assert len(set(lengths)) == len(lengths)  # every prompt a different length: each side of the limit is probed
