@@ -262,7 +262,7 @@ def main() -> int:
         accepted = [c for c, v in rows if v and not c["equal"] and "note" not in c]
         undisputed = [(c, v) for c, v in rows if "note" not in c]
         agree_undisputed = sum(bool(v) == c["equal"] for c, v in undisputed)
-        label = {"dev": "dev (seen while building)", "held_out": "held out (not tuned on)", None: "all"}[split]
+        label = {"dev": "dev (seen while building)", "held_out": "held out (no longer unseen)", None: "all"}[split]
         print(f"  {label:26} agree {agree}/{len(rows)} = {agree / len(rows):.1%}; without the cases the graders "
               f"dispute {agree_undisputed}/{len(undisputed)} = {agree_undisputed / len(undisputed):.1%}; "
               f"wrong answers accepted: {len(accepted)}")  # fmt: skip

@@ -93,13 +93,62 @@ KINDS = {
         ("3x+6y-2=0", "y=-\\frac{1}{2}x+\\frac{2}{3}", False),
         ("y = \\frac{2}{3}x - \\frac{1}{2}", "4x - 6y + 3 = 0", False),
     ],
-    "chains": [
+    "chains": [  # judged by the last member, with its label (Math-Verify's rule); the working is not graded
         ("x = 2+3+4 = 9", "9", True),
         ("\\frac{6}{4} = 1.5", "\\frac32", True),
         ("17 \\cdot 2", "34", True),
-        ("x = 2+3+4 = 10", "10", False),
-        ("x = 5+5+1 = 7 = 11", "11", False),
-        ("x = 2+3+4 = 9", "y = 9", False),
+        ("x = 5+5+1 = 7 = 11", "x = 11", True),  # a wrong step before the answer is not graded
+        ("z = 3+3 = 2", "z = 1 + 1 = 2", True),
+        ("1 = y = x = 0", "0", True),
+        ("x = 5+5+1 = \\frac13 \\approx 0.33", "\\frac13", True),
+        ("x = 9 = 10", "9", False),  # an earlier member is not the answer
+        ("x = 2+3+4 = 9", "y = 9", False),  # the label still matters
+        ("x = 1 + 1 = 2 \\text{ or } 3", "2", False),  # a hedge stays a hedge
+        ("6/4 = 2", "2", False),  # one = between unequal values is an equation, not a chain
+        ("x = 2 + 3 = 5", "x = 6", False),
+        ("x = 5, y = 2", "x = 1, y = 2", False),  # a list of labelled values is no chain
+        ("x = 1, y = 2", "2", False),
+        # equations, not a chain: a line in symmetric form is not its last member
+        ("\\frac{x-1}{2} = \\frac{y}{3} = \\frac{z+1}{4}", "\\frac{x-5}{2} = \\frac{y}{3} = \\frac{z+1}{4}", False),
+        ("\\frac{x-1}{2} = \\frac{y}{3} = \\frac{z+1}{4}", "\\frac{z+1}{4}", False),
+    ],
+    "bare braces are grouping": [  # {1,3} renders as 1,3: a bare list, which is a set
+        ("{1,3}", "1, 3", True),
+        ("{1, 3}", "\\{3, 1\\}", True),
+        ("{1,3}", "\\{1, 2\\}", False),
+        # a choice: a bare list is not a tuple, since (1, 3) may be the open interval and 1, 3 its two
+        # endpoints (Math-Verify accepts it in written order)
+        ("{1,3}", "(1,3)", False),
+        ("1, 3", "(1, 3)", False),
+    ],
+    "several boxes with words between": [  # a list when what stands between joins a list
+        ("\\boxed{(3, 3)} \\text{ for part (a) and } \\boxed{(1, 1)}", "(3, 3), (1, 1)", True),
+        ("\\boxed{35 \\text{ cm}} ++ \\boxed{4}", "{35 \\text{ cm}, 4}", True),
+        (
+            "y_1 = \\boxed{-2(x-1)^2+5} \\text{ and } y_2 = \\boxed{3(x+2)^2-2}",
+            "y_1 = -2x^2+4x+3, y_2 = 3x^2+12x+10",
+            True,
+        ),
+        ("\\boxed{(3, 3)} \\text{ for part (a) and } \\boxed{(1, 2)}", "(3, 3), (1, 1)", False),
+        ("\\boxed{(3, 3)} \\text{ for part (a)}", "(3, 3), (1, 1)", False),  # a missing solution
+        ("\\boxed{35 \\text{ cm}} ++ \\boxed{4}", "{35 \\text{ cm}^2, 4}", False),  # a changed unit
+        ("\\boxed{34} \\text{ or maybe } \\boxed{35}", "34", False),  # a hedge
+        ("\\boxed{1} \\text{ no no } \\boxed{2}", "1, 2", False),  # words that join no list
+        ("\\boxed{1} \\text{ no no } \\boxed{2}", "2", False),
+    ],
+    "inequalities in an absolute value": [  # the intervals of the (real) variable
+        ("1 \\le |z| \\le \\frac{3}{2}", "z \\in [-\\frac{3}{2}, -1] \\cup [1, \\frac{3}{2}]", True),
+        ("|x| < 2", "(-2, 2)", True),
+        ("|x| \\ge 1", "(-\\infty, -1] \\cup [1, \\infty)", True),
+        ("|x| > 1", "x < -1 \\text{ or } x > 1", True),
+        ("1 \\le |z| \\le \\frac{3}{2}", "[1, \\frac{3}{2}]", False),  # the values of |z|, not of z
+        ("1 \\le |z| \\le \\frac{3}{2}", "z \\in [-\\frac{3}{2}, -1) \\cup [1, \\frac{3}{2}]", False),
+        ("1 \\le |z| \\le \\frac{3}{2}", "y \\in [-\\frac{3}{2}, -1] \\cup [1, \\frac{3}{2}]", False),
+        ("|x| < 2", "[-2, 2]", False),
+        ("|x| > 1", "(1, \\infty)", False),  # a missing half
+        ("1 < |x| \\le 2", "[-2, -1) \\cup (1, 2]", True),
+        ("1 < |x| \\le 2", "(-2, -1] \\cup (1, 2]", False),  # brackets mirrored wrongly
+        ("|x| \\le \\sqrt{2}", "(-\\infty, \\sqrt{2}]", False),  # not the interval of |x| either
     ],
     "unit and percent words": [
         ("28 percentage", "28\\%", True),
@@ -142,9 +191,9 @@ def test_other_graders_cases_no_wrong_answer_accepted():
 
 def test_other_graders_cases_agreement():
     """The share of their verdicts this verifier gives (bench/verifier.py prints it, dev and held-out
-    apart). The floor is what was measured when the table was made; it guards against regressions."""
+    apart). The floor is the issue's target, met since 2026-11-30."""
     agree = sum(bool(verifier.answers_equal(c["pred"], c["gold"])) == c["equal"] for c in OTHER_GRADERS)
-    assert agree / len(OTHER_GRADERS) >= 0.90
+    assert agree / len(OTHER_GRADERS) >= 0.97
 
 
 # ----------------------------------------------------------------------------- the worker process

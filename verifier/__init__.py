@@ -8,7 +8,8 @@ A wrong verdict is a wrong training signal, and a wrong answer that is paid is t
 equal") has the same rules as a table; tests/test_verifier.py has a table of cases for each kind.
 
 1. Cleaning removes only what cannot change a value, from closed lists: `$...$`, `\\boxed{}` (several
-   boxes are several answers; words between them make the answer malformed), spacing, `\\left`/`\\right`,
+   boxes are several answers when symbols, a comma, "and" or "or" stand between them; other words
+   between them make the answer malformed; words around them are not read), spacing, `\\left`/`\\right`,
    `\\dfrac`/`\\cfrac` -> `\\frac`, `bmatrix` -> `pmatrix`, `{,}`, a `\\text{}` around the whole answer, a
    full stop, what follows `\\approx`, and the units in UNITS. Never "any trailing word": `6 - 5i`, `2k`
    and `3+2x` keep their letters, and `5 apples` is not 5.
@@ -18,19 +19,22 @@ equal") has the same rules as a table; tests/test_verifier.py has a table of cas
    `2\\frac{1}{2}` is the mixed number 2.5. Plain arithmetic (`17 \\cdot 2`) is evaluated exactly.
 4. A comma never marks decimals: `1,5` is the list 1 and 5; digits grouped by three (`10,080`,
    `12,345.5`, `10{,}080`, `10,\\!080`) are one number.
-5. A bare list (`1, -2`, `1 and -2`, `1, and -2`, `1; -2`, `\\{1, -2\\}`, several boxes, `1 \\pm \\sqrt2`)
-   is a set: order and repeats do not matter, so the hedge `34 or 35` equals neither 34 nor 35. A
-   bracketed list is a tuple or an interval: `(1, 2)` != `(2, 1)`, `(1, 2)` != `[1, 2]`, and a set never
-   equals a tuple. Matrices are equal cell by cell.
+5. A bare list (`1, -2`, `1 and -2`, `1, and -2`, `1; -2`, `\\{1, -2\\}`, several boxes, `1 \\pm \\sqrt2`,
+   and `{1, -2}`: bare braces only group) is a set: order and repeats do not matter, so the hedge
+   `34 or 35` equals neither 34 nor 35. A bracketed list is a tuple or an interval: `(1, 2)` != `(2, 1)`,
+   `(1, 2)` != `[1, 2]`, and a set never equals a tuple (`1, 2` may be the endpoints of the interval
+   `(1, 2)`; Math-Verify compares them in written order). Matrices are equal cell by cell.
 6. An inequality in one variable is an interval: `1 \\le y \\le 4` = `y \\in [1, 4]` = `[1, 4]`,
-   `2 < t < 9` = `(2, 9)`, `x \\ge 3` = `[3, \\infty)`; inequalities joined by "or" are a union.
+   `2 < t < 9` = `(2, 9)`, `x \\ge 3` = `[3, \\infty)`; inequalities joined by "or" are a union. One in
+   `|x|` with number bounds is the intervals of x: `1 \\le |z| \\le 2` = `[-2, -1] \\cup [1, 2]`.
 7. A number in a base (`52_8`) equals the same digits in the same base, with or without the subscript;
    never another base, never its decimal value (`42` != `52_8`).
 8. A label names what the answer gives and may be left out: `x = 5`, `(a, b) = (4, 1)`,
    `\\frac{AM}{MB} = \\frac23`, `[ABC]:[ABD] = 3:5`, `(x, y) = (1, 6) and (6, 1)`, `m=3, n=1; m=5, n=1`
    (the solutions (3, 1) and (5, 1)). Two different labels are not equal (`x = 5` != `y = 5`). A label
-   has no digits and no arithmetic, so `x + 1 = 34` is an equation, not 34. A chain whose members are
-   plain arithmetic of one value is its last member (`x = 2 + 3 + 4 = 9` is 9; `7 = 11` is no chain).
+   has no digits and no arithmetic, so `x + 1 = 34` is an equation, not 34. A chain (two or more `=`)
+   is its last member with its label, as in Math-Verify: `x = 2 + 3 + 4 = 9` is `x = 9`, and
+   `x = 5 + 5 + 1 = 7 = 11` is `x = 11` (the steps are not graded; one value is, so no hedge).
    Equations equal up to rearrangement or a nonzero factor are equal (`3x + 6y - 2 = 0`,
    `y = -\\frac12 x + \\frac13`).
 9. Choice letters: `(C)`, `\\text{(C)}`, `C`, `(c)` and `C. x = 42` are the same choice. Words

@@ -16,6 +16,7 @@ from . import limits
 from .cleaning import clean_text
 from .numeric import DECIMAL, PLAIN_INT, number
 from .structures import (
+    absolute_interval,
     bracketed,
     chain_end,
     has_relation,
@@ -163,6 +164,14 @@ def _classify_clean(s: str, unit: str | None, was_text: bool) -> Answer:
     if tuple_:
         return Answer("tuple", s, body, label, unit, elements=tuple(tuple_[1]), brackets=tuple_[0] + tuple_[2])
     if label is None and has_relation(body):
+        absolute = absolute_interval(body)
+        if absolute is not None:  # 1 \\le |z| \\le 2: the intervals of z
+            variable, parts = absolute
+            texts = tuple(f"{opening}{low}, {high}{closing}" for opening, low, high, closing in parts)
+            if len(parts) > 1:
+                return Answer("union", s, " \\cup ".join(texts), variable, unit, elements=texts)
+            opening, low, high, closing = parts[0]
+            return Answer("tuple", s, texts[0], variable, unit, elements=(low, high), brackets=opening + closing)
         found = interval(body)
         if found is not None:
             variable, opening, low, high, closing = found

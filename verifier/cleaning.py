@@ -1,6 +1,6 @@
 """Cleaning: what can be removed from an answer without changing its value, from closed lists.
 
-`$...$`, `\\boxed{}` (several boxes are several answers), spacing, `\\left`/`\\right`, `\\dfrac`,
+`$...$`, `\\boxed{}` (several boxes are several answers: a list), spacing, `\\left`/`\\right`, `\\dfrac`,
 `bmatrix`, `{,}`, a `\\text{}` around the whole answer, a full stop, what follows `\\approx`, and the
 units in UNITS. Never "any trailing word": `6 - 5i`, `2k` and `3+2x` keep their letters, and `5 apples`
 is not 5. A new unit or decoration is added here and nowhere else.
@@ -154,10 +154,10 @@ _WRAPPER = re.compile(
 _CHOICE = re.compile(r"\(\s*([A-Za-z])\s*\)|([A-Z])")  # (C): a choice letter, not a grouping
 _INNER_SPACE = re.compile(r"(?<=[(\[])\s+|\s+(?=[)\]])")  # "( 3, 4 )" -> "(3, 4)"
 _APPROX = re.compile(r"\\approx|\\simeq|\\sim\b|\\doteq")
-# what may stand between two boxes of one answer: commas, spacing, "and", "or"
-_BETWEEN_BOXES = re.compile(
-    r"(?:\s|[,;]|\$|\\[,;:!> ]|\\q?quad\b|~|\\text\s*\{\s*,?\s*(?:and|or)?\s*\}|\b(?:and|or)\b)*"
-)
+# Between two boxes of one answer: text without letters (spacing, commas, symbols), or text with a
+# list word ("and", "or") or a comma in it. Other words (`\\boxed{1} no no \\boxed{2}`) are not a list.
+_COMMAND_NAME = re.compile(r"\\[A-Za-z]+")
+_LIST_JOINER = re.compile(r"\b(?:and|or)\b|[,;]")
 _DOUBLED_BACKSLASH = re.compile(r"\\\\(?=[A-Za-z])")  # "\\frac" written with its backslash escaped twice
 _SEPARATOR_WORDS = re.compile(r"\\text\s*\{\s*(?:,?\s*(?:and|or)\s*|,)\}|,?\s*\b(?:and|or)\b\s*")
 
@@ -179,8 +179,10 @@ def closing(s: str, i: int) -> int:
 
 
 def _unbox(s: str) -> str | None:
-    """The contents of every \\boxed{} in s, joined by commas (several boxes: several answers);
-    s itself without a box; None when a box never closes."""
+    """The contents of every \\boxed{} in s, joined by commas; s itself without a box; None when a box
+    never closes or words that join no list stand between two boxes. Several boxes are several answers
+    (text around them, such as `y_1 =`, is not read): a list equals only a reference with exactly those
+    answers, so boxes cannot make a hedge that pays."""
     for _ in range(3):  # nested boxes: \boxed{\boxed{34}}
         if "box" not in s:
             return s
@@ -188,7 +190,7 @@ def _unbox(s: str) -> str | None:
         for match in _BOX.finditer(s):
             if match.start() < i:
                 continue  # inside a box already taken
-            if parts and not _BETWEEN_BOXES.fullmatch(s[i : match.start()]):
+            if parts and not _joins_boxes(s[i : match.start()]):
                 return None  # "\boxed{1} no no \boxed{2}": words between boxes, not a list of answers
             end = closing(s, match.end())
             if end < 0:
@@ -201,6 +203,12 @@ def _unbox(s: str) -> str | None:
             return s
         s = ", ".join(parts)
     return s
+
+
+def _joins_boxes(between: str) -> bool:
+    """True when `between` joins two boxes into a list: no words (`, `, `\\quad`, `++`), or words with
+    "and", "or" or a comma among them (`\\text{ for part (a) and }`, `and y_2 =`)."""
+    return not re.search(r"[A-Za-z]", _COMMAND_NAME.sub(" ", between)) or bool(_LIST_JOINER.search(between))
 
 
 def _unwrap(s: str) -> tuple[str, bool]:

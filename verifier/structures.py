@@ -3,16 +3,18 @@
 
 - A bare list (`1, -2`, `1; -2`) is a set; a bracketed one (`(1, 2]`) a tuple or an interval.
 - An inequality in one variable is an interval (`2 < t < 9` is `(2, 9)`, `x \\ge 1` is `[1, \\infty)`);
-  several joined by "or" are a union.
+  several joined by "or" are a union; one in `|x|` is the intervals of x (`1 \\le |x| \\le 2` is
+  `[-2, -1] \\cup [1, 2]`).
 - A label is the name of what the answer gives: `x`, `(a, b)`, `\\frac{AM}{MB}`, `[ABC]:[ABD]`, `f(2)`.
   It holds letters only (digits only in subscripts), no arithmetic, and none of its letters appear in
   the value: `x + 1 = 34` and `y = 2x` keep their relation.
-- A chain `x = 2 + 3 + 4 = 9` is its last member when every member is plain arithmetic of one value.
+- A chain `x = 2 + 3 + 4 = 9` (two or more `=`, ending in a value) is its last member, with its label.
 """
 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from .numeric import arithmetic, number
 
@@ -211,19 +213,25 @@ def split_label(s: str) -> tuple[str | None, str]:
 
 
 def chain_end(s: str) -> str:
-    """`x = 2 + 3 + 4 = 9` -> `x = 9`, `\\frac{6}{4} = 1.5` -> `1.5`, when every member after the label
-    is plain arithmetic of the same value; any other text unchanged."""
+    """A chain is judged by its last member, with its label: `x = 5 + 5 + 1 = 11` -> `x = 11`,
+    `1 = y = x = 0` -> `0` (Math-Verify's rule: the members before the last are working, and only the
+    final answer is graded, so `x = 5 + 5 + 1 = 7 = 11` is 11 too). A chain has two or more `=` and ends
+    in a value (no variable); one `=` between equal plain arithmetic (`\\frac{6}{4} = 1.5`) is its right
+    side. Anything else is unchanged: a single equation (`x + 1 = 34`, `6/4 = 2`), a list (`x = 1, y = 2`),
+    a chain with an inequality, equations such as a line's `\\frac{x-1}{2} = \\frac{y}{3} = \\frac{z+1}{4}`
+    (its last member alone is not the line). Only one member is ever judged, so a chain cannot hedge."""
     if "=" not in s or any(r in s for r in ("<", ">", "\\le", "\\ge", "\\ne", "\\in")):
         return s
     members, _ = top_level_split(s, re.compile(r"="))
-    label = members[0] if is_label(members[0]) else None
-    values = members[1:] if label is not None else members
-    if len(values) < 2:
+    if not all(members) or len(split_top(s)) > 1:
         return s
-    evaluated = [arithmetic(v) for v in values]
-    if any(v is None for v in evaluated) or len(set(evaluated)) != 1:
-        return s
-    return f"{label} = {values[-1]}" if label is not None else values[-1]
+    if len(members) >= 3 and not re.search(r"[A-Za-z]", _COMMAND.sub(" ", members[-1])):
+        label = members[0] if is_label(members[0]) else None
+        return f"{label} = {members[-1]}" if label is not None else members[-1]
+    evaluated = [arithmetic(v) for v in members]
+    if len(members) == 2 and evaluated[0] is not None and evaluated[0] == evaluated[1]:
+        return members[-1]
+    return s
 
 
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -236,13 +244,14 @@ def _negated(left: str, right: str) -> tuple[str, str] | None:
     value = number(right)
     if value is None:
         return None
-    negated = -value
-    text = (
-        str(negated.numerator)
-        if negated.denominator == 1
-        else f"\\frac{{{negated.numerator}}}{{{negated.denominator}}}"
-    )
-    return left[1:].strip(), text
+    return left[1:].strip(), _fraction_text(-value)
+
+
+def _fraction_text(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    sign = "-" if value < 0 else ""
+    return f"{sign}\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
 
 
 def interval(s: str) -> tuple[str | None, str, str, str] | None:
@@ -279,7 +288,48 @@ def interval(s: str) -> tuple[str | None, str, str, str] | None:
             low, high, opening, closing = "-\\infty", bound, "(", (")" if strict else "]")
         else:
             low, high, opening, closing = bound, "\\infty", ("(" if strict else "["), ")"
-    if not is_label(variable) or label_letters(variable) & set(re.findall(r"[A-Za-z]", _COMMAND.sub(" ", low + high))):
+    if (
+        not is_label(variable)
+        or "|" in variable
+        or label_letters(variable) & set(re.findall(r"[A-Za-z]", _COMMAND.sub(" ", low + high)))
+    ):
         return None
     low, high = ("\\infty" if _INFINITY.match(x) else x for x in (low, high))
     return normal_label(variable), opening, low, high, closing
+
+
+_MIRROR = {"(": ")", "[": "]", ")": "(", "]": "["}
+
+
+def absolute_interval(s: str) -> tuple[str, list[tuple[str, str, str, str]]] | None:
+    """An inequality in the absolute value of one variable, with plain-number bounds, as the intervals
+    of the variable it allows: `1 \\le |z| \\le \\frac32` -> ("z", [("[", "-\\frac{3}{2}", "-1", "]"),
+    ("[", "1", "\\frac{3}{2}", "]")]); `|x| < 2` -> ("x", [("(", "-2", "2", ")")]); None for anything
+    else (a bound that is not a number, one that allows every value or none). The variable is taken
+    as real: the statement is about z, so it is not the interval of |z| (`[1, \\frac32]` alone)."""
+    if s.count("|") != 2:
+        return None
+    match = re.search(r"\|([^|]*)\|", s)
+    inner = match.group(1).strip()
+    if not is_label(inner) or not has_relation(s):
+        return None
+    found = interval(s[: match.start()] + " " + inner + " " + s[match.end() :])
+    if found is None or found[0] != normal_label(inner):
+        return None
+    variable, opening, low, high, closing = found
+    low_value = None if low == "-\\infty" else number(low)
+    high_value = None if high == "\\infty" else number(high)
+    if low_value is None and high_value is not None and high_value > 0:  # |x| < b: -b < x < b
+        return variable, [(_MIRROR[closing], _fraction_text(-high_value), _fraction_text(high_value), closing)]
+    if high_value is None and low_value is not None and low_value > 0:  # |x| > a: x < -a or x > a
+        return variable, [
+            ("(", "-\\infty", _fraction_text(-low_value), _MIRROR[opening]),
+            (opening, _fraction_text(low_value), "\\infty", ")"),
+        ]
+    if low_value is not None and high_value is not None and 0 < low_value < high_value:  # both
+        low_text, high_text = _fraction_text(low_value), _fraction_text(high_value)
+        return variable, [
+            (_MIRROR[closing], f"-{high_text}", f"-{low_text}", _MIRROR[opening]),
+            (opening, low_text, high_text, closing),
+        ]
+    return None
