@@ -32,9 +32,10 @@ equal") has the same rules as a table; tests/test_verifier.py has a table of cas
 8. A label names what the answer gives and may be left out: `x = 5`, `(a, b) = (4, 1)`,
    `\\frac{AM}{MB} = \\frac23`, `[ABC]:[ABD] = 3:5`, `(x, y) = (1, 6) and (6, 1)`, `m=3, n=1; m=5, n=1`
    (the solutions (3, 1) and (5, 1)). Two different labels are not equal (`x = 5` != `y = 5`). A label
-   has no digits and no arithmetic, so `x + 1 = 34` is an equation, not 34. A chain (two or more `=`)
-   is its last member with its label, as in Math-Verify: `x = 2 + 3 + 4 = 9` is `x = 9`, and
-   `x = 5 + 5 + 1 = 7 = 11` is `x = 11` (the steps are not graded; one value is, so no hedge).
+   has no digits and no arithmetic, so `x + 1 = 34` is an equation, not 34. A chain (two or more `=`,
+   ending in a value) is its last member with its label, as in Math-Verify: `x = 2 + 3 + 4 = 9` is
+   `x = 9`, and `x = 5 + 5 + 1 = 7 = 11` is `x = 11` (the steps are not graded; one value is, so no
+   hedge). A line's `\\frac{x-1}{2} = \\frac{y}{3} = \\frac{z+1}{4}` ends in a variable: no chain.
    Equations equal up to rearrangement or a nonzero factor are equal (`3x + 6y - 2 = 0`,
    `y = -\\frac12 x + \\frac13`).
 9. Choice letters: `(C)`, `\\text{(C)}`, `C`, `(c)` and `C. x = 42` are the same choice. Words
