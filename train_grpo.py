@@ -17,7 +17,8 @@ The recipe, in run() below, one step after another:
                    written before this passes; --check stops here, on any machine (recipe/check.py)
   3. model         Unsloth + LoRA on a CUDA GPU (vLLM generation when installed), else transformers + PEFT
   4. priming       a short supervised pass (SFTTrainer) on worked solutions written in the tag format
-  5. GRPO          TRL's GRPOTrainer with the four rewards of rewards.py; no labels but the answers
+  5. GRPO          TRL's GRPOTrainer with the four rewards of rewards.py; no labels but the answers;
+                   held-out accuracy at step 0 and every EVAL_STEPS steps, sampled completions on disk
   6. comparison    base (adapter off) vs primed vs trained on the held-out problems: same prompt, same
                    decoding, same verifier; report, plots, adapter (and a merged model) in OUTPUT_DIR/RUN_NAME
 The machinery (settings parsing, data, backends, run folders, evaluation) lives in recipe/.
