@@ -1,0 +1,194 @@
+"""A run stopped at any moment resumes with the same command to the result of a run never stopped.
+
+End to end, with shortened smoke runs: real signals at exact steps (tests/hooked_run.py waits at a step
+until the test's signal arrives), Ctrl-C with the output piped to `tee` in the same process group, a
+half-written checkpoint, SIGKILL at a random moment, and divergence by either detection path.
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import QUICK, ROOT, offline_env, read_json, run_script
+
+from recipe.runs import checkpoint_problem
+
+ARGS = ("--smoke", *QUICK, "--max-steps", "4")  # save_steps 2: the signal comes at step 3, between saves
+HOOKED = (sys.executable, str(ROOT / "tests" / "hooked_run.py"))
+COMPARED = ("learning_rate", "loss", "grad_norm", "reward")  # per GRPO step, resumed against unbroken
+
+
+def grpo_steps(run_dir: Path) -> list[dict]:
+    return [h for h in read_json(run_dir / "log_history.json") if "reward" in h]
+
+
+def priming_steps(run_dir: Path) -> list[dict]:
+    return [h for h in read_json(run_dir / "log_history.json") if h.get("stage") == "priming" and "loss" in h]
+
+
+def samples(run_dir: Path) -> list[dict] | None:
+    """completions.jsonl (recipe/monitor.py), parsed; None when the run writes none."""
+    path = run_dir / "completions.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else None
+
+
+def heldout_points(run_dir: Path) -> list[dict]:
+    """The held-out accuracy logged during training (recipe/monitor.py), without its timing."""
+    log = read_json(run_dir / "log_history.json")
+    return [{k: v for k, v in h.items() if k != "heldout/seconds"} for h in log if "heldout/accuracy" in h]
+
+
+def lora(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "adapter_model.safetensors")
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    import torch
+
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], rtol=1e-5, atol=1e-7), key
+
+
+def start(command, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*map(str, command)], cwd=ROOT, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, errors="replace", **kwargs,  # a kill may cut a character in two
+    )  # fmt: skip
+
+
+def read_until(stream, marker: str) -> str:
+    """Lines from `stream` up to and including the first that holds `marker` (all of it if it never comes)."""
+    seen = []
+    for line in stream:
+        seen.append(line)
+        if marker in line:
+            break
+    return "".join(seen)
+
+
+def run_unbroken(output: Path) -> dict:
+    """The same run, never stopped: what every stopped-and-resumed run must end as."""
+    began = time.monotonic()
+    result = run_script(*ARGS, "--output-dir", output)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return {"dir": output / "smoke", "seconds": time.monotonic() - began}
+
+
+@pytest.mark.slow
+def test_a_run_stopped_every_way_resumes_to_the_unbroken_result(tmp_path):
+    args = (*ARGS, "--output-dir", tmp_path / "stopped")
+    run_dir = tmp_path / "stopped" / "smoke"
+    checkpoints = run_dir / "checkpoints"
+
+    # 1. SIGTERM during format priming: nothing to save yet, and the run says so.
+    run = start([*HOOKED, "wait", "priming:1", *args])
+    said = read_until(run.stdout, "hook: waiting at priming step 1")
+    run.send_signal(signal.SIGTERM)
+    said += run.communicate(timeout=300)[0]
+    assert run.returncode == 130, said[-3000:]
+    assert "SIGTERM during format priming: nothing saved yet" in said
+    assert read_json(run_dir / "status.json")["status"] == "interrupted"
+    assert not checkpoints.exists() and not (run_dir / "primed_adapter").exists()
+
+    # 2. Ctrl-C in a terminal running `... 2>&1 | tee log`: SIGINT reaches the whole process group, tee
+    #    exits on it, and the run's next prints meet a closed pipe. It still saves the step it was in.
+    run = start([*HOOKED, "wait", "grpo:3", *args], process_group=0)  # a group of its own, as a shell makes one
+    tee = subprocess.Popen(
+        ["tee", str(tmp_path / "log")], stdin=run.stdout, stdout=subprocess.PIPE, text=True, process_group=run.pid
+    )
+    run.stdout.close()  # tee is the pipe's only reader
+    said = read_until(tee.stdout, "hook: waiting at grpo step 3")
+    assert "stopped before its first complete checkpoint: this run starts over" in said  # after step 1
+    os.killpg(run.pid, signal.SIGINT)
+    tee.stdout.read()
+    assert tee.wait(timeout=60) == -signal.SIGINT  # the reader is gone
+    assert run.wait(timeout=300) == 130
+    status = read_json(run_dir / "status.json")
+    assert status == dict(status, status="interrupted", checkpoint=str(checkpoints / "checkpoint-3"))
+    assert checkpoint_problem(checkpoints / "checkpoint-3") is None  # step 3: not a multiple of save_steps
+    assert_same_weights(lora(run_dir / "adapter"), lora(checkpoints / "checkpoint-3"))
+    assert [h["step"] for h in grpo_steps(run_dir)] == [1, 2, 3]
+
+    # 3. A kill while checkpoint-4 was being written: weights down, optimizer cut, no trainer_state.json.
+    partial = checkpoints / "checkpoint-4"
+    partial.mkdir()
+    for name in ("adapter_model.safetensors", "adapter_config.json", "optimizer.pt"):
+        (partial / name).write_bytes((checkpoints / "checkpoint-3" / name).read_bytes())
+    optimizer = (partial / "optimizer.pt").read_bytes()
+    (partial / "optimizer.pt").write_bytes(optimizer[: len(optimizer) // 2])
+    written = {p.name: p.read_bytes() for p in partial.iterdir()}
+
+    # 4. The same command, SIGKILLed at a random moment (kept short: one kill), then once more to the end.
+    unbroken = run_unbroken(tmp_path / "unbroken")  # run here: how long a run takes sets the kill's moment
+    delay = random.uniform(0, unbroken["seconds"])
+    run = start([sys.executable, ROOT / "train_grpo.py", *args])
+    try:
+        killed_said = run.communicate(timeout=delay)[0]
+    except subprocess.TimeoutExpired:
+        run.kill()
+        killed_said = run.communicate()[0]
+    note = f"(SIGKILL after {delay:.1f} s; exit {run.returncode})"
+    said = killed_said
+    if read_json(run_dir / "status.json")["status"] != "finished":  # else it finished before the kill
+        result = run_script(*args)
+        assert result.returncode == 0, note + result.stdout[-3000:] + result.stderr[-3000:]
+        said += result.stdout
+    assert f"checkpoint-4 is incomplete (no trainer_state.json" in said, note
+    aside = checkpoints / "incomplete-checkpoint-4"
+    assert {p.name: p.read_bytes() for p in aside.iterdir()} == written, note  # set aside byte for byte
+    resumes = [line for line in said.splitlines() if "resuming from" in line]
+    assert resumes and f"resuming from {checkpoints / 'checkpoint-3'} (step 3 of 4)" in resumes[0], note
+    assert "format priming:" not in said, note  # primed once, before the checkpoints
+
+    # The end is the unbroken run's: each step once, the same learning rate, loss, gradient and reward at
+    # every step, the same priming, the same adapters.
+    assert read_json(run_dir / "status.json")["status"] == "finished", note
+    steps, expected = grpo_steps(run_dir), grpo_steps(unbroken["dir"])
+    assert [h["step"] for h in steps] == [1, 2, 3, 4], note
+    for got, want in zip(steps, expected, strict=True):
+        assert {k: got[k] for k in COMPARED} == pytest.approx({k: want[k] for k in COMPARED}, rel=1e-5), note
+    priming = [h["loss"] for h in priming_steps(unbroken["dir"])]
+    assert priming and [h["loss"] for h in priming_steps(run_dir)] == pytest.approx(priming), note
+    assert_same_weights(lora(run_dir / "primed_adapter"), lora(unbroken["dir"] / "primed_adapter"))
+    assert_same_weights(lora(run_dir / "adapter"), lora(unbroken["dir"] / "adapter"))
+    assert samples(run_dir) == samples(unbroken["dir"]), note  # each sampled group once, none lost
+    assert heldout_points(run_dir) == heldout_points(unbroken["dir"]), note  # QUICK: every 2 steps
+    assert read_json(run_dir / "comparison.json")["labels"] == ["base", "primed", "trained"]
+    leftovers = [p.name for p in run_dir.rglob("*") if ".partial" in p.name or ".old" in p.name]
+    assert not leftovers, note
+
+
+@pytest.mark.slow
+def test_divergence_stops_before_saving_by_either_detection_path(tmp_path):
+    args = (*ARGS, "--max-steps", "6", "--priming", "false", "--output-dir", tmp_path)
+    checkpoints = tmp_path / "smoke" / "checkpoints"
+
+    # The loss turns NaN at step 4, a step that would be saved: it must not be.
+    run = subprocess.run([*HOOKED, "nan-loss", "grpo:4", *map(str, args)], **captured())
+    assert run.returncode == 2, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "training diverged at step 4" in run.stderr and "Lower --learning-rate" in run.stderr
+    assert f"Newest checkpoint, from before it: {checkpoints / 'checkpoint-2'}." in run.stderr
+    assert sorted(p.name for p in checkpoints.iterdir() if p.is_dir()) == ["checkpoint-2"]
+
+    # Rerun from checkpoint-2; after step 3 the weights are NaN, so step 4 samples from NaN probabilities.
+    run = subprocess.run([*HOOKED, "nan-weights", "grpo:3", *map(str, args)], **captured())
+    assert run.returncode == 2, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"resuming from {checkpoints / 'checkpoint-2'}" in run.stdout
+    assert "training diverged at step 4" in run.stderr and "probabilities became NaN" in run.stderr
+    assert f"Newest checkpoint, from before it: {checkpoints / 'checkpoint-2'}." in run.stderr
+    assert sorted(p.name for p in checkpoints.iterdir() if p.is_dir()) == ["checkpoint-2"]
+    assert read_json(tmp_path / "smoke" / "status.json")["status"] == "training"  # never marked finished
+    assert not (tmp_path / "smoke" / "comparison.json").exists()
+
+
+def captured() -> dict:
+    return dict(cwd=ROOT, env=offline_env(), capture_output=True, text=True, timeout=600)
