@@ -47,9 +47,12 @@ def is_main_process() -> bool:
 def main_process_first():
     """Under `accelerate launch` or torchrun, the main process goes first: it writes what the others read."""
     if world_size() > 1:
+        import torch
         from accelerate import PartialState
 
-        return PartialState().main_process_first()
+        # cpu=True without a GPU: otherwise accelerate 1.15 sees no distributed setup under torchrun on CPU
+        # (DistributedType.NO) and this waits for nothing (the trainers' own state is set up again later)
+        return PartialState(cpu=not torch.cuda.is_available()).main_process_first()
     return contextlib.nullcontext()
 
 

@@ -140,7 +140,7 @@ completion = st.one_of(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=completion, reference=st.sampled_from(["34", "0", "-5", "1/2", r"\frac{\pi}{2}", None]))
+@given(text=completion, reference=st.sampled_from(["34", "0", "-5", "1/2", "C", None]))  # "C": not a number
 def test_rewards_stay_within_the_bounds(text, reference):
     assert -10.0 <= total_reward(text, reference) <= 13.0
 
