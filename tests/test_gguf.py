@@ -222,9 +222,11 @@ def test_export_only_gguf_writes_a_complete_folder(quick_run):
 def test_a_killed_gguf_export_leaves_nothing_that_looks_finished(quick_run, tmp_path):
     """The export process is killed (SIGKILL) while llama.cpp's converter runs: a stand-in converter kills its
     parent, so the moment is always the same. Nothing in the export's folder looks like a model."""
+    kill_parent = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
     stand_in = tmp_path / "converter"
-    stand_in.mkdir()
-    (stand_in / "convert_hf_to_gguf.py").write_text("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")
+    (stand_in / "conversion").mkdir(parents=True)
+    (stand_in / "convert_hf_to_gguf.py").write_text(kill_parent)
+    (stand_in / "conversion" / "__init__.py").write_text(kill_parent)  # imported first for the smoke tokenizer
     output = tmp_path / "out"
     command = [sys.executable, "train_grpo.py", "--export-only", "--export", "gguf", "--gguf-quantization", "q8_0",
                "--adapter", str(quick_run / "adapter"), "--output-dir", str(output)]  # fmt: skip
