@@ -65,6 +65,12 @@ def start(command, **kwargs) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def as_in_a_terminal() -> None:
+    """Ctrl-C's default action, as a terminal's processes have it. A shell that starts a job in the
+    background without job control (CI may) makes its children ignore SIGINT, and tee would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def read_until(stream, marker: str) -> str:
     """Lines from `stream` up to and including the first that holds `marker` (all of it if it never comes)."""
     seen = []
@@ -101,10 +107,11 @@ def test_a_run_stopped_every_way_resumes_to_the_unbroken_result(tmp_path):
 
     # 2. Ctrl-C in a terminal running `... 2>&1 | tee log`: SIGINT reaches the whole process group, tee
     #    exits on it, and the run's next prints meet a closed pipe. It still saves the step it was in.
-    run = start([*HOOKED, "wait", "grpo:3", *args], process_group=0)  # a group of its own, as a shell makes one
+    run = start([*HOOKED, "wait", "grpo:3", *args], process_group=0, preexec_fn=as_in_a_terminal)  # own group
     tee = subprocess.Popen(
-        ["tee", str(tmp_path / "log")], stdin=run.stdout, stdout=subprocess.PIPE, text=True, process_group=run.pid
-    )
+        ["tee", str(tmp_path / "log")], stdin=run.stdout, stdout=subprocess.PIPE, text=True, process_group=run.pid,
+        preexec_fn=as_in_a_terminal,
+    )  # fmt: skip
     run.stdout.close()  # tee is the pipe's only reader
     said = read_until(tee.stdout, "hook: waiting at grpo step 3")
     assert "stopped before its first complete checkpoint: this run starts over" in said  # after step 1
