@@ -57,21 +57,8 @@ def bracketed(s: str) -> tuple[str, list[str], str] | None:
 
 
 def split_word(s: str, separator: str) -> list[str]:
-    """s split at a LaTeX command (\\cup, \\pm) outside every bracket."""
-    parts, depth, start, i = [], 0, 0, 0
-    while i < len(s):
-        c = s[i]
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif depth == 0 and s.startswith(separator, i) and not s[i + len(separator) : i + len(separator) + 1].isalpha():
-            parts.append(s[start:i].strip())
-            start = i = i + len(separator)
-            continue
-        i += 1
-    parts.append(s[start:].strip())
-    return parts
+    """s split at a LaTeX command (\\cup, \\pm) outside every bracket, not where it begins a longer word."""
+    return top_level_split(s, re.compile(re.escape(separator) + r"(?![^\W\d_])"))[0]
 
 
 _MATRIX_ENV = re.compile(r"\\begin\s*\{pmatrix\}(?P<body>.*)\\end\s*\{pmatrix\}", re.DOTALL)
