@@ -33,6 +33,7 @@ from rewards import REASONING_START, SYSTEM_PROMPT
 
 from .errors import SetupError
 from .models import advice_on_load_failure
+from .runs import atomic_path
 
 # GGUF_QUANTIZATION's values: llama.cpp's file types, as its llama-quantize tool names them (lower case).
 # The float types are written by the converter itself; the others are quantized from its 16-bit output.
@@ -109,16 +110,11 @@ def export_model(model, tokenizer, S: dict, adapter: Path, backend: str, folder:
 
 @contextlib.contextmanager
 def staging(folder: Path):
-    """A fresh hidden folder beside `folder`, renamed to `folder` only when the block ends without error."""
-    folder = Path(folder)
-    tmp = folder.parent / f".{folder.name}.partial"
-    if tmp.exists():
-        shutil.rmtree(tmp)  # left by an export that was killed
-    tmp.mkdir(parents=True)
-    yield tmp
-    if folder.exists():  # an empty folder made for the job, or an earlier export of a resumed run
-        shutil.rmtree(folder)
-    tmp.rename(folder)
+    """A fresh hidden folder beside `folder` that takes its place only when the block ends without error:
+    the run folder's own atomic write (recipe/runs.py), given an empty folder to fill."""
+    with atomic_path(folder) as tmp:
+        tmp.mkdir(parents=True)
+        yield tmp
 
 
 def merge_adapter(base: str, adapter: Path, folder: Path) -> Path:
