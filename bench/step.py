@@ -13,7 +13,7 @@ so its peak says how much it was allowed, not how much the step needed.
 No download: the model is built from Qwen3-4B's configuration with random weights, and the tokenizer
 is a word-level one with the same vocabulary size, so generation covers the whole vocabulary. Random
 weights rarely emit end-of-sequence, so completions run to the length limit: the worst case for time.
-The model is written by a process of its own, which exits (freeing the GPU) before the measured paths
+On a GPU the model is written by a process of its own, which exits (freeing the GPU) before the measured paths
 start; each path then runs in its own process (Unsloth patches transformers and TRL when imported)
 through the same functions train_grpo.py uses, with the recipe's settings unless told otherwise.
 """
@@ -263,7 +263,8 @@ def main() -> int:
     if args.worker:
         print("RESULT " + json.dumps(worker(args)), flush=True)
         return 0
-    tiny = args.tiny or not gpu_present()
+    gpu = gpu_present()
+    tiny = args.tiny or not gpu
     shape = dict(TINY_QWEN3, **TINY) if tiny else QWEN3_4B
     if args.build:  # the model-writing process: it exits, and its GPU memory with it, before any path runs
         save_random_model(Path(args.build), shape, args.seed)
@@ -282,8 +283,11 @@ def main() -> int:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
-        build = [sys.executable, __file__, "--build", str(model_dir), "--seed", str(args.seed)] + ["--tiny"] * tiny
-        subprocess.run(build, check=True, env=env, cwd=ROOT)
+        if gpu:  # written by a process of its own, whose GPU memory is gone before the paths are measured
+            build = [sys.executable, __file__, "--build", str(model_dir), "--seed", str(args.seed)] + ["--tiny"] * tiny
+            subprocess.run(build, check=True, env=env, cwd=ROOT)
+        else:  # no GPU memory to free: written here, without paying for a third process's imports
+            save_random_model(model_dir, shape, args.seed)
         for path in paths:
             command = [
                 sys.executable,

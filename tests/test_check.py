@@ -43,7 +43,9 @@ def test_check_needs_no_gpu_and_reports_every_problem_at_once(tmp_path, no_machi
     captured = capsys.readouterr()
     assert "is not on this machine: no lengths measured" in captured.out
     assert "the check found 2 problem(s)" in captured.err
-    assert "has no column 'prompt' or 'solution'" in captured.err and "missing.jsonl' is read as a local" in captured.err
+    assert (
+        "has no column 'prompt' or 'solution'" in captured.err and "missing.jsonl' is read as a local" in captured.err
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -77,7 +79,13 @@ def test_smoke_run_with_bad_data_leaves_no_run_folder(tmp_path, bad, monkeypatch
     """The smoke model is written only after the data passed: no folder holding only base_model/."""
     monkeypatch.setattr(train_grpo, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     write_rows(tmp_path / "cols.jsonl", [{"q": "1+1?", "a": "2"}])
-    argv = ["--smoke", "--output-dir", str(tmp_path / "out"), f"--{bad.replace('_', '-')}", str(tmp_path / "cols.jsonl")]
+    argv = [
+        "--smoke",
+        "--output-dir",
+        str(tmp_path / "out"),
+        f"--{bad.replace('_', '-')}",
+        str(tmp_path / "cols.jsonl"),
+    ]
     with pytest.raises(SetupError, match="has no column"):
         train_grpo.run(parse_settings(argv, train_grpo.DEFAULTS, SMOKE_SETTINGS))
     assert not (tmp_path / "out").exists()

@@ -1,6 +1,6 @@
 """README claims that no module's own tests cover, each checked so that the test fails when the claim is
 false: model code runs only with --trust-remote-code true; several processes switch to transformers;
-the rewards stay within -10 and 13; and, in two shortened runs into one folder, --if-finished new,
+the rewards stay within -10 and 13; and, in a shortened run into the folder of a finished one, --if-finished new,
 --max-train-rows, --eval-dataset and --reward-weights end to end."""
 
 import hashlib
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import QUICK, ROOT, SMOKE_PRIMER, SMOKE_TASK, offline_env, read_json, run_script, write_rows
+from conftest import QUICK, ROOT, SMOKE_PRIMER, SMOKE_TASK, offline_env, read_json, write_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -151,7 +151,7 @@ def test_reward_weights_reach_the_trainer(tmp_path):
     assert grpo_config(dict(train_grpo.DEFAULTS), tmp_path, "transformers", 64).reward_weights in (None, [1.0] * 4)
 
 
-# ----------------------------------------------------------------------------- two shortened runs, one folder
+# ----------------------------------------------------------------------------- a second run, a finished one's folder
 EVAL_ROWS = [
     {"problem": "Which is the largest of 2, 17, 3, 1?", "answer": "17"},
     {"problem": "Which is the largest of 5, 4, 28, 6?", "answer": "28"},
@@ -166,15 +166,13 @@ def snapshot(folder):
 
 
 @pytest.fixture(scope="module")
-def second_run(tmp_path_factory):
-    """A finished run, then the same command again with --if-finished new and the flags under test, through
-    tests/probe_run.py (the script with an observer on GRPO's trainer). Returns what both left behind."""
+def second_run(tmp_path_factory, quick_run):
+    """A finished run (a copy of the shared shortened one), then a command for the same folder with
+    --if-finished new and the flags under test, through tests/probe_run.py (the script with an observer on
+    GRPO's trainer). Returns what both left behind."""
     tmp = tmp_path_factory.mktemp("claims")
     out = tmp / "out"
-    first = run_script(
-        "--smoke", *QUICK, "--output-dir", out, "--priming", "false", "--max-steps", "1", "--eval-size", "2"
-    )
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    shutil.copytree(quick_run["dir"], out / "smoke")
     before = snapshot(out / "smoke")
     eval_file = write_rows(tmp / "my_eval.jsonl", EVAL_ROWS)
     command = [sys.executable, str(ROOT / "tests" / "probe_run.py"), "--smoke", *QUICK, "--output-dir", str(out)]
@@ -235,4 +233,3 @@ def test_reward_weights_weigh_the_trained_reward(second_run):
     for h in steps:  # the logged reward is the weighted sum of the four rewards' means
         weighted = sum(w * h[f"rewards/{f.__name__}/mean"] for w, f in zip(WEIGHTS, REWARD_FUNCS, strict=True))
         assert math.isclose(h["reward"], weighted, rel_tol=1e-5, abs_tol=1e-5), (h["reward"], weighted)
-

@@ -74,7 +74,7 @@ def test_modelfile_carries_the_recipes_chat_format(tmp_path):
 
 # ----------------------------------------------------------------------------- llama.cpp on the smoke model
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def short_run(tmp_path_factory):
     """A shortened smoke run (priming and a few GRPO steps), for its adapter and held-out prompts."""
     output = tmp_path_factory.mktemp("gguf-outputs")
     result = run_script("--smoke", *QUICK, "--output-dir", output)
@@ -83,23 +83,23 @@ def quick_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def merged(quick_run, tmp_path_factory):
+def merged(short_run, tmp_path_factory):
     """(merged folder, merged model, tokenizer, prompts as id lists, the merged model's greedy ids)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = export.merge_adapter(
-        str(quick_run / "base_model"), quick_run / "adapter", tmp_path_factory.mktemp("m") / "merged"
+        str(short_run / "base_model"), short_run / "adapter", tmp_path_factory.mktemp("m") / "merged"
     )
     model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    rows = [json.loads(line) for line in (quick_run / "heldout.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (short_run / "heldout.jsonl").read_text().splitlines()]
     prompts = []
     for row in rows:
         text = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
         prompts.append(tokenizer(text, add_special_tokens=False)["input_ids"])
     want = [hf_greedy(model, ids, tokenizer.eos_token_id) for ids in prompts]
-    base = AutoModelForCausalLM.from_pretrained(str(quick_run / "base_model")).eval()
+    base = AutoModelForCausalLM.from_pretrained(str(short_run / "base_model")).eval()
     with torch.no_grad():
         base_ids = [hf_greedy(base, ids, tokenizer.eos_token_id) for ids in prompts]
     # The adapter changes the answers, so a GGUF that lost it could not pass the comparisons below.
@@ -202,10 +202,10 @@ def test_q4_k_m_falls_back_where_rows_are_too_short(ggufs, capsys):
 
 
 @needs_llama
-def test_export_only_gguf_writes_a_complete_folder(quick_run):
+def test_export_only_gguf_writes_a_complete_folder(short_run):
     """The command a user runs: the default q4_k_m GGUF, its Modelfile and export.json, nothing else left."""
-    output = quick_run.parent
-    result = run_script("--export-only", "--export", "gguf", "--adapter", quick_run / "adapter", "--output-dir", output)
+    output = short_run.parent
+    result = run_script("--export-only", "--export", "gguf", "--adapter", short_run / "adapter", "--output-dir", output)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     folder = output / "smoke-gguf"
     names = sorted(p.name for p in folder.iterdir())
@@ -219,7 +219,7 @@ def test_export_only_gguf_writes_a_complete_folder(quick_run):
 
 
 @needs_llama
-def test_a_killed_gguf_export_leaves_nothing_that_looks_finished(quick_run, tmp_path):
+def test_a_killed_gguf_export_leaves_nothing_that_looks_finished(short_run, tmp_path):
     """The export process is killed (SIGKILL) while llama.cpp's converter runs: a stand-in converter kills its
     parent, so the moment is always the same. Nothing in the export's folder looks like a model."""
     kill_parent = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
@@ -229,7 +229,7 @@ def test_a_killed_gguf_export_leaves_nothing_that_looks_finished(quick_run, tmp_
     (stand_in / "conversion" / "__init__.py").write_text(kill_parent)  # imported first for the smoke tokenizer
     output = tmp_path / "out"
     command = [sys.executable, "train_grpo.py", "--export-only", "--export", "gguf", "--gguf-quantization", "q8_0",
-               "--adapter", str(quick_run / "adapter"), "--output-dir", str(output)]  # fmt: skip
+               "--adapter", str(short_run / "adapter"), "--output-dir", str(output)]  # fmt: skip
     env = offline_env(LLAMA_CPP_CONVERTER=str(stand_in))
     result = subprocess.run(command, cwd=Path(__file__).parent.parent, env=env, capture_output=True, text=True)
     assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]

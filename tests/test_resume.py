@@ -11,15 +11,14 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import QUICK, ROOT, offline_env, read_json, run_script
+from conftest import QUICK_RUN, ROOT, offline_env, read_json, run_script
 
 from recipe.runs import checkpoint_problem
 
-ARGS = ("--smoke", *QUICK, "--max-steps", "4")  # save_steps 2: the signal comes at step 3, between saves
+ARGS = QUICK_RUN  # save_steps 2: the signal comes at step 3, between saves
 HOOKED = (sys.executable, str(ROOT / "tests" / "hooked_run.py"))
 COMPARED = ("learning_rate", "loss", "grad_norm", "reward")  # per GRPO step, resumed against unbroken
 
@@ -81,16 +80,8 @@ def read_until(stream, marker: str) -> str:
     return "".join(seen)
 
 
-def run_unbroken(output: Path) -> dict:
-    """The same run, never stopped: what every stopped-and-resumed run must end as."""
-    began = time.monotonic()
-    result = run_script(*ARGS, "--output-dir", output)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return {"dir": output / "smoke", "seconds": time.monotonic() - began}
-
-
 @pytest.mark.slow
-def test_a_run_stopped_every_way_resumes_to_the_unbroken_result(tmp_path):
+def test_a_run_stopped_every_way_resumes_to_the_unbroken_result(tmp_path, quick_run):
     args = (*ARGS, "--output-dir", tmp_path / "stopped")
     run_dir = tmp_path / "stopped" / "smoke"
     checkpoints = run_dir / "checkpoints"
@@ -135,7 +126,7 @@ def test_a_run_stopped_every_way_resumes_to_the_unbroken_result(tmp_path):
     written = {p.name: p.read_bytes() for p in partial.iterdir()}
 
     # 4. The same command, SIGKILLed at a random moment (kept short: one kill), then once more to the end.
-    unbroken = run_unbroken(tmp_path / "unbroken")  # run here: how long a run takes sets the kill's moment
+    unbroken = quick_run  # the same command, never stopped (tests/conftest.py); its time sets the kill's moment
     delay = random.uniform(0, unbroken["seconds"])
     run = start([sys.executable, ROOT / "train_grpo.py", *args])
     try:
@@ -149,7 +140,7 @@ def test_a_run_stopped_every_way_resumes_to_the_unbroken_result(tmp_path):
         result = run_script(*args)
         assert result.returncode == 0, note + result.stdout[-3000:] + result.stderr[-3000:]
         said += result.stdout
-    assert f"checkpoint-4 is incomplete (no trainer_state.json" in said, note
+    assert "checkpoint-4 is incomplete (no trainer_state.json" in said, note
     aside = checkpoints / "incomplete-checkpoint-4"
     assert {p.name: p.read_bytes() for p in aside.iterdir()} == written, note  # set aside byte for byte
     resumes = [line for line in said.splitlines() if "resuming from" in line]

@@ -85,8 +85,6 @@ def test_jobs_on_an_earlier_run_get_fresh_folders(tmp_path):
     assert new_folder_beside(source, str(tmp_path), "eval") == tmp_path / "run-eval-2"
 
 
-
-
 # ----------------------------------------------------------------------------- a run killed at any moment
 def make_checkpoint(folder: Path, step: int) -> Path:
     """A checkpoint laid out as the trainer writes one: weights, optimizer, scheduler, random state, and

@@ -147,7 +147,10 @@ def test_setting_notes_read_comments_not_strings(tmp_path):
 
     script = tmp_path / "script.py"
     script.write_text(
-        '# -- first\nA = "x # not a comment"  # the meaning\nB = (\n    1\n)  # after a bracket\n'
-        "# -- second\nC = 2\n"
+        '# -- first\nA = "x # not a comment"  # the meaning\nB = (\n    1\n)  # after a bracket\n# -- second\nC = 2\n'
     )
-    assert setting_notes(script) == {"a": ("first", "the meaning"), "b": ("first", "after a bracket"), "c": ("second", "")}
+    assert setting_notes(script) == {
+        "a": ("first", "the meaning"),
+        "b": ("first", "after a bracket"),
+        "c": ("second", ""),
+    }

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import QUICK, ROOT, SMOKE_TASK, offline_env, read_json, run_script, write_rows
+from conftest import LEARNING_STEPS, QUICK, ROOT, SMOKE_TASK, offline_env, read_json, run_script, write_rows
 from test_stats import p_as_extreme, wilson_by_quadratic
 
 import rewards
@@ -81,10 +81,10 @@ def test_settings_are_checked_before_anything_runs(tmp_path, capsys):
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
-def test_real_run_without_gpu_stops_before_anything(tmp_path):
-    result = run_script("--output-dir", tmp_path / "out")
-    assert result.returncode == 2
-    assert "no CUDA GPU found" in result.stderr and "python train_grpo.py --smoke" in result.stderr
+def test_real_run_without_gpu_stops_before_anything(tmp_path, no_model, capsys):
+    assert train_grpo.main(["--output-dir", str(tmp_path / "out")]) == 2
+    said = capsys.readouterr().err
+    assert "no CUDA GPU found" in said and "python train_grpo.py --smoke" in said
     assert not (tmp_path / "out").exists()  # nothing created, nothing downloaded
 
 
@@ -113,7 +113,7 @@ def test_smoke_run_writes_adapters_config_and_logs(smoke_run):
         assert (run_dir / adapter / "adapter_config.json").exists()
         assert (run_dir / adapter / "adapter_model.safetensors").exists()
     config = read_json(run_dir / "config.json")
-    assert config["smoke"] is True and config["max_steps"] == SMOKE_SETTINGS["max_steps"]
+    assert config["smoke"] is True and config["max_steps"] == LEARNING_STEPS
     assert config["model_name"] == str(run_dir / "base_model")  # the tiny model, loaded by path
     assert config["max_completion_length"] == SMOKE_SETTINGS["max_completion_length"]
     assert config["backend"] == "transformers"
@@ -164,11 +164,11 @@ def test_smoke_completions_end_on_their_own_after_priming(smoke_run):
 
 @pytest.mark.slow
 def test_smoke_run_learns_to_answer(smoke_run):
-    """base < primed < trained on the 64 held-out problems. Measured 2026-11-23 with these settings over
-    seeds 3407, 1, 2, 3 and 4 (README, The smoke run): base 0 % on every seed, primed 20-63 %, trained
-    64-80 %, GRPO's own gain 16-44 points. The margins asserted are below the smallest seen, so the test
-    fails when learning breaks (a reward that no longer reaches the trainer, a mixed-up answer column),
-    not when a seed is unlucky."""
+    """base < primed < trained on the 64 held-out problems, seed 3407. This run (LEARNING_STEPS, 100 GRPO
+    steps) measured 2026-11-30: base 0 %, primed 37.5 %, trained 64.1 %. The full 250-step smoke run,
+    2026-11-23, over seeds 3407, 1, 2, 3 and 4 (README, The smoke run): base 0 %, primed 20-63 %, trained
+    64-80 %, GRPO's own gain 16-44 points. The margins asserted are below those, so the test fails when
+    learning breaks (a reward that no longer reaches the trainer, a mixed-up answer column)."""
     report = read_json(smoke_run["dir"] / "comparison.json")
     base, primed, trained = (report[label]["accuracy"] for label in ("base", "primed", "trained"))
     assert report["labels"] == ["base", "primed", "trained"]
@@ -220,7 +220,7 @@ def test_heldout_curve_starts_at_step_0_and_rises(smoke_run):
     trained one, to the problem."""
     run_dir = smoke_run["dir"]
     curve = [h for h in read_json(run_dir / "log_history.json") if "heldout/accuracy" in h]
-    every, steps = SMOKE_SETTINGS["eval_steps"], SMOKE_SETTINGS["max_steps"]
+    every, steps = SMOKE_SETTINGS["eval_steps"], LEARNING_STEPS
     assert [h["step"] for h in curve] == list(range(0, steps + 1, every))
     report = read_json(run_dir / "comparison.json")
     size = SMOKE_SETTINGS["eval_during_size"]
@@ -272,7 +272,7 @@ def test_sampled_completions_file(smoke_run):
     run_dir = smoke_run["dir"]
     lines = (run_dir / "completions.jsonl").read_text().splitlines()
     groups = [json.loads(line) for line in lines]
-    every, steps = SMOKE_SETTINGS["log_completions_steps"], SMOKE_SETTINGS["max_steps"]
+    every, steps = SMOKE_SETTINGS["log_completions_steps"], LEARNING_STEPS
     assert [g["step"] for g in groups] == [s for s in range(every, steps + 1, every) for _ in range(2)]
     answers = {json.loads(line)["prompt"]: json.loads(line)["solution"] for line in SMOKE_TASK.read_text().splitlines()}
     for group in groups:
@@ -283,7 +283,9 @@ def test_sampled_completions_file(smoke_run):
                 assert c["rewards"][f.__name__] == f(completions=[c["completion"]], answer=[group["reference"]])[0]
             assert c["extracted"] == rewards.extract_answer(c["completion"])
             assert c["correct"] == rewards.is_correct(c["completion"], group["reference"])
-    assert any(c["correct"] for c in groups[-1]["completions"])  # by the end, it learned the task
+    # by the end it answers right (not on every problem: a group is one problem's samples, and at 64 %
+    # held-out accuracy some problems are still missed by all of them, as both of step 100's were)
+    assert any(c["correct"] for group in groups[len(groups) // 2 :] for c in group["completions"])
     assert (run_dir / "completions.jsonl").stat().st_size < 2**20
 
 
@@ -293,19 +295,22 @@ def test_log_is_a_line_per_step_that_a_person_can_follow(smoke_run):
     assert "{'loss'" not in out and "{'train_runtime'" not in out  # no raw dicts
     assert "it/s]" not in smoke_run["stderr"]  # no progress bars in a file
     grpo = [line for line in out.splitlines() if re.match(r"GRPO +\d+/\d+  ", line)]
-    assert len(grpo) == SMOKE_SETTINGS["max_steps"]
-    assert grpo[-1].startswith(f"GRPO {SMOKE_SETTINGS['max_steps']}/{SMOKE_SETTINGS['max_steps']}  ")
+    assert len(grpo) == LEARNING_STEPS
+    assert grpo[-1].startswith(f"GRPO {LEARNING_STEPS}/{LEARNING_STEPS}  ")
     for key in ("elapsed", "left", "reward", "cut at limit", "same-score groups", "held-out"):
         assert key in grpo[-1]
     headlines = ("\n== format priming:", "\n== GRPO:", "\n== held-out accuracy at step 0:", "\n== comparison on 64")
     for headline in headlines:
         assert headline in out
-    assert len(out.splitlines()) < SMOKE_SETTINGS["max_steps"] + 2 * SMOKE_SETTINGS["priming_max_rows"] + 80
+    assert len(out.splitlines()) < LEARNING_STEPS + 2 * SMOKE_SETTINGS["priming_max_rows"] + 80
 
 
 @pytest.mark.slow
-def test_eval_only_reproduces_all_three_columns(smoke_run):
-    result = run_script("--eval-only", "--adapter", smoke_run["dir"] / "adapter", "--output-dir", smoke_run["output"])
+def test_eval_only_reproduces_all_three_columns_and_samples(smoke_run):
+    """--eval-only on the saved adapters gives the training run's greedy columns to the completion, and
+    with --eval-samples k it also draws k completions per problem for pass@1 and pass@k (one run checks both)."""
+    args = ["--eval-only", "--adapter", smoke_run["dir"] / "adapter", "--output-dir", smoke_run["output"]]
+    result = run_script(*args, "--eval-samples", "4")
     assert result.returncode == 0, result.stderr[-3000:]
     again = read_json(smoke_run["output"] / "smoke-eval" / "comparison.json")
     first = read_json(smoke_run["dir"] / "comparison.json")
@@ -314,17 +319,12 @@ def test_eval_only_reproduces_all_three_columns(smoke_run):
         for key in ("accuracy", "format_rate", "total_reward", "reward_means", "mean_length", "truncated_rate"):
             assert again[label][key] == first[label][key], (label, key)
         assert [r["completion"] for r in again[label]["records"]] == [r["completion"] for r in first[label]["records"]]
-
-
-@pytest.mark.slow
-def test_eval_only_can_sample(smoke_run):
-    args = ["--eval-only", "--adapter", smoke_run["dir"] / "adapter", "--output-dir", smoke_run["output"]]
-    result = run_script(*args, "--eval-samples", "4", "--eval-primed", "false", "--run-name", "sampled")
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = read_json(next(smoke_run["output"].glob("smoke-eval-*")) / "comparison.json")
-    assert report["labels"] == ["base", "trained"]
-    sampled = report["trained"]["sampled"]
-    assert sampled["k"] == 4 and 0 <= sampled["pass@1"] <= sampled["pass@4"] <= 1
+        sampled, n = again[label]["sampled"], len(first[label]["records"])
+        right = sampled["correct_per_problem"]  # of each problem's 4 samples
+        assert sampled["k"] == 4 and len(right) == n and all(0 <= r <= 4 for r in right)
+        assert sampled["pass@1"] == pytest.approx(sum(right) / (4 * n))
+        assert sampled["pass@4"] == pytest.approx(sum(r > 0 for r in right) / n)
+    assert "sampled" not in first["trained"]  # the training run's comparison drew no samples (EVAL_SAMPLES 0)
     assert "| pass@4 |" in result.stdout
 
 
@@ -365,15 +365,15 @@ def test_merged_export_answers_like_base_plus_adapter(smoke_run):
 
 
 @pytest.mark.slow
-def test_a_finished_run_is_never_overwritten(smoke_run):
+def test_a_finished_run_is_never_overwritten(smoke_run, no_model, capsys):
     run_dir = smoke_run["dir"]
 
     def snapshot():
         return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run_dir.rglob("*")) if p.is_file()}
 
     before = snapshot()
-    result = run_script("--smoke", "--output-dir", smoke_run["output"])
-    assert result.returncode == 2 and "holds a finished run" in result.stderr
+    assert train_grpo.main(["--smoke", "--output-dir", str(smoke_run["output"])]) == 2  # the same command again
+    assert "holds a finished run" in capsys.readouterr().err
     assert snapshot() == before
 
 
