@@ -430,6 +430,9 @@ def make_guard(stop: StopOnSignal):
 def train_guarded(trainer, guard, run_dir: Path, resume: str | None = None) -> None:
     """trainer.train(), turning a divergence into a SetupError that names the last good checkpoint, and a
     full disk during a checkpoint save into one that names it too and the space the save needed."""
+    if resume and _global_step(resume) >= trainer.args.max_steps:
+        _restore_without_training(trainer, resume)
+        return
     try:
         trainer.train(resume_from_checkpoint=resume)
     except Exception as e:
@@ -446,3 +449,22 @@ def train_guarded(trainer, guard, run_dir: Path, resume: str | None = None) -> N
             f"checkpoint, from before it: {latest_checkpoint(run_dir) or 'none'}. Lower --learning-rate and rerun "
             "the same command to resume from it, or delete the checkpoints to start over."
         )
+
+
+def _global_step(checkpoint: str) -> int:
+    return json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
+
+
+def _restore_without_training(trainer, checkpoint: str) -> None:
+    """The trainer as it was at `checkpoint`, its last step, without a step more. A run killed after its
+    last checkpoint but before it finished (during the comparison, say) resumes here: transformers 5.17's
+    training loop trains once before it first checks the step count (trainer.py, _inner_training_loop
+    and _run_epoch), so train() would take step max_steps + 1, which the unbroken run never did."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import TrainerState
+
+    set_peft_model_state_dict(trainer.model, load_file(Path(checkpoint) / "adapter_model.safetensors"))
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    step, last = trainer.state.global_step, trainer.args.max_steps
+    print(f"{Path(checkpoint).name} is at step {step} of {last}: nothing left to train", flush=True)

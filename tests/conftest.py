@@ -34,9 +34,23 @@ QUICK = (
 QUICK_RUN = ("--smoke", *QUICK, "--max-steps", "4")  # save_steps 2: a stop at step 3 falls between saves
 
 
-# Tests that share a run go to one xdist worker, that run's group, and start first: the learning smoke run is
-# the longest part of the suite. Every other test goes with its module (module fixtures are built once).
+# Two workers (pytest-xdist) unless told otherwise: the learning smoke run on one while the rest runs on
+# the other. `-n 0` runs everything in this process, in order; without pytest-xdist the tests run that way.
+# Tests that share a run go to one worker, that run's group, and start first: the learning run is the
+# longest part of the suite. Every other test goes with its module, in the module's order.
+WORKERS = 2
 SHARED_RUNS = ("smoke_run", "quick_run")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the number of workers into its settings
+def pytest_cmdline_main(config):
+    is_worker = hasattr(config, "workerinput")  # a worker starts no workers of its own
+    debugging = config.getoption("usepdb")  # --pdb needs the tests in this process
+    if config.pluginmanager.hasplugin("xdist") and config.option.numprocesses is None and not (is_worker or debugging):
+        config.option.numprocesses = WORKERS
+        if config.option.dist == "no":
+            config.option.dist = "loadgroup"
+            config.option.loadscopereorder = False  # the groups in the order the collection hook below gives
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
@@ -44,8 +58,9 @@ def pytest_collection_modifyitems(config, items):
     def shared_run(item):
         return next((name for name in SHARED_RUNS if name in item.fixturenames), None)
 
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(shared_run(item) or item.module.__name__))
+    if config.pluginmanager.hasplugin("xdist"):
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group(shared_run(item) or item.module.__name__))
     order = {name: rank for rank, name in enumerate(SHARED_RUNS)}
     items.sort(key=lambda item: order.get(shared_run(item), len(order)))  # stable: the rest keep their order
 

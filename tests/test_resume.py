@@ -8,6 +8,7 @@ half-written checkpoint, SIGKILL at a random moment, and divergence by either de
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import QUICK_RUN, ROOT, offline_env, read_json, run_script
 
-from recipe.runs import checkpoint_problem
+import train_grpo
+from recipe.runs import checkpoint_problem, set_status
 
 ARGS = QUICK_RUN  # save_steps 2: the signal comes at step 3, between saves
 HOOKED = (sys.executable, str(ROOT / "tests" / "hooked_run.py"))
@@ -163,6 +165,28 @@ def test_a_run_stopped_every_way_resumes_to_the_unbroken_result(tmp_path, quick_
     assert read_json(run_dir / "comparison.json")["labels"] == ["base", "primed", "trained"]
     leftovers = [p.name for p in run_dir.rglob("*") if ".partial" in p.name or ".old" in p.name]
     assert not leftovers, note
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_its_last_checkpoint_trains_no_step_more(tmp_path, quick_run, capsys):
+    """Killed between its last checkpoint and its end (in the comparison, say), the same command finishes
+    as the unbroken run did: the trainer, told to resume at its last step, would train one step more."""
+    run_dir = tmp_path / "smoke"
+    shutil.copytree(quick_run["dir"], run_dir)  # the unbroken run's folder, as the kill left it:
+    set_status(run_dir, "training")  # not finished, checkpoint-4 written, no final adapter or report
+    for name in ("adapter", "comparison.json", "comparison.md", "comparison.png", "training_curves.png"):
+        shutil.rmtree(run_dir / name) if (run_dir / name).is_dir() else (run_dir / name).unlink()
+    assert train_grpo.main([*ARGS, "--output-dir", str(tmp_path)]) == 0  # in this process: no signals here
+    said = capsys.readouterr().out
+    assert f"resuming from {run_dir / 'checkpoints' / 'checkpoint-4'} (step 4 of 4)" in said
+    assert "checkpoint-4 is at step 4 of 4: nothing left to train" in said and "GRPO 5/4" not in said
+    assert [h["step"] for h in grpo_steps(run_dir)] == [1, 2, 3, 4]
+    assert heldout_points(run_dir) == heldout_points(quick_run["dir"])
+    assert_same_weights(lora(run_dir / "adapter"), lora(quick_run["dir"] / "adapter"))
+    again, first = (read_json(d / "comparison.json") for d in (run_dir, quick_run["dir"]))
+    for label in first["labels"]:
+        assert again[label]["records"] == first[label]["records"], label
+    assert read_json(run_dir / "status.json")["status"] == "finished"
 
 
 @pytest.mark.slow
