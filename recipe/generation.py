@@ -59,6 +59,15 @@ def _vllm_off(settings: dict, backend: str) -> tuple[str, bool]:
     if backend == "transformers" and settings["smoke"]:
         return "--smoke: the tiny model generates with transformers", False
     if not vllm_available():
+        # a server is never the default: someone started one for this run. TRL 1.15 needs vLLM on this side
+        # as well (trl/generation/vllm_generation.py:294 refuses without it; vllm_client.py:42-53 sends the
+        # weights through vLLM's own transfer code)
+        if settings["vllm_mode"] == "server":
+            raise SetupError(
+                "--vllm-mode server needs vLLM installed here too (TRL's client uses it to send the weights to "
+                "the server at every step): pip install -r requirements-vllm.txt. Or generate in this process: "
+                "--vllm-mode colocate, or --fast-inference false for transformers."
+            )
         return "vLLM is not installed: generating with transformers (pip install -r requirements-vllm.txt)", True
     if settings["load_in_4bit"]:
         return FOUR_BIT_WITHOUT_VLLM, True

@@ -44,13 +44,21 @@ SHARED_RUNS = ("smoke_run", "quick_run")
 
 @pytest.hookimpl(tryfirst=True)  # before xdist turns the number of workers into its settings
 def pytest_cmdline_main(config):
-    is_worker = hasattr(config, "workerinput")  # a worker starts no workers of its own
+    if hasattr(config, "workerinput"):  # a worker: it starts no workers, and names tests by their group
+        config.option.loadgroup = config.workerinput.get("loadgroup", config.option.loadgroup)
+        return
     debugging = config.getoption("usepdb")  # --pdb needs the tests in this process
-    if config.pluginmanager.hasplugin("xdist") and config.option.numprocesses is None and not (is_worker or debugging):
+    if config.pluginmanager.hasplugin("xdist") and config.option.numprocesses is None and not debugging:
         config.option.numprocesses = WORKERS
         if config.option.dist == "no":
             config.option.dist = "loadgroup"
             config.option.loadscopereorder = False  # the groups in the order the collection hook below gives
+
+
+@pytest.hookimpl(optionalhook=True)  # xdist's, on the controller, for each worker it starts
+def pytest_configure_node(node):
+    # a worker reads its options from the command line, where the distribution chosen above is not
+    node.workerinput["loadgroup"] = node.config.option.dist == "loadgroup"
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups

@@ -59,6 +59,16 @@ def test_no_vllm_for_smoke_runs_without_it_or_in_4bit(tmp_path, monkeypatch, smo
     assert grpo_config(plain_16bit, tmp_path, "transformers", 64).use_vllm is installed
 
 
+def test_a_vllm_server_without_vllm_installed_is_refused(monkeypatch):
+    """The default (colocate) falls back to transformers with a printed reason; a chosen server does not,
+    since the run would quietly generate here while the server waits."""
+    fake_gpu(monkeypatch, 80, vllm=False)
+    with pytest.raises(SetupError, match="--vllm-mode server needs vLLM installed here too"):
+        generation.plan_generation(dict(RECIPE, vllm_mode="server"), "transformers")
+    assert generation.plan_generation(dict(RECIPE, vllm_mode="colocate"), "transformers")["fast_inference"] is False
+    assert generation.plan_generation(dict(RECIPE, vllm_mode="server", fast_inference=False), "transformers")
+
+
 def test_priming_config_is_the_recipes_short_pass(tmp_path):
     config = sft_config(RECIPE, tmp_path)
     assert (config.num_train_epochs, config.learning_rate, config.per_device_train_batch_size) == (2, 2e-4, 1)
