@@ -92,9 +92,9 @@ def run_script(*args, cwd=ROOT, timeout=900, **kwargs) -> subprocess.CompletedPr
 
 
 # The learning run: `python train_grpo.py --smoke` with every smoke setting but the number of GRPO steps,
-# 100 of the 250 a user's smoke run takes. On seed 3407 held-out accuracy rises from 37.5 % (primed) to
-# 64.1 % by step 100 and plateaus near 73 % from step 125 on (2026-11-30); the learning tests' margins are
-# below what step 100 reaches, so they still fail when learning breaks.
+# 100 of the 250 a user's smoke run takes. On seed 3407 this run takes held-out accuracy from 37.5 % (primed)
+# to 64.1 % (2026-11-30; the full 250-step run plateaus near 73 % from step 125 on); the learning tests'
+# margins are below what it reaches, so they still fail when learning breaks.
 LEARNING_STEPS = 100
 
 
