@@ -63,6 +63,7 @@ from recipe.report import print_comparison, write_report
 from recipe.runs import (
     StopOnSignal,
     atomic_path,
+    checkpoint_step,
     cuda_oom_advice,
     is_main_process,
     latest_checkpoint,
@@ -295,8 +296,7 @@ def run(S: dict) -> Path:
                 f"{S['per_device_batch'] // S['num_generations']} prompt(s) per device and step"
             )
             if resume:
-                step = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"]
-                headline(f"resuming from {resume} (step {step} of {S['max_steps']})")
+                headline(f"resuming from {resume} (step {checkpoint_step(resume)} of {S['max_steps']})")
             watch(trainer, S, run_dir, eval_problems, train_set)  # step lines, held-out accuracy, completions.jsonl
             train_guarded(trainer, guard, run_dir, resume)
             history += trainer.state.log_history

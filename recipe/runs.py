@@ -430,7 +430,7 @@ def make_guard(stop: StopOnSignal):
 def train_guarded(trainer, guard, run_dir: Path, resume: str | None = None) -> None:
     """trainer.train(), turning a divergence into a SetupError that names the last good checkpoint, and a
     full disk during a checkpoint save into one that names it too and the space the save needed."""
-    if resume and _global_step(resume) >= trainer.args.max_steps:
+    if resume and checkpoint_step(resume) >= trainer.args.max_steps:
         _restore_without_training(trainer, resume)
         return
     try:
@@ -451,7 +451,8 @@ def train_guarded(trainer, guard, run_dir: Path, resume: str | None = None) -> N
         )
 
 
-def _global_step(checkpoint: str) -> int:
+def checkpoint_step(checkpoint: str) -> int:
+    """The step a complete checkpoint was saved at."""
     return json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
 
 

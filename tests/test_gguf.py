@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import QUICK, offline_env, run_script
+from conftest import offline_env, run_script
 
 from recipe import export
 from recipe.data import chat_template
@@ -74,12 +74,9 @@ def test_modelfile_carries_the_recipes_chat_format(tmp_path):
 
 # ----------------------------------------------------------------------------- llama.cpp on the smoke model
 @pytest.fixture(scope="module")
-def short_run(tmp_path_factory):
-    """A shortened smoke run (priming and a few GRPO steps), for its adapter and held-out prompts."""
-    output = tmp_path_factory.mktemp("gguf-outputs")
-    result = run_script("--smoke", *QUICK, "--output-dir", output)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return output / "smoke"
+def short_run(quick_run):
+    """The shared shortened smoke run (tests/conftest.py), for its adapter and held-out prompts."""
+    return quick_run["dir"]
 
 
 @pytest.fixture(scope="module")
@@ -202,9 +199,9 @@ def test_q4_k_m_falls_back_where_rows_are_too_short(ggufs, capsys):
 
 
 @needs_llama
-def test_export_only_gguf_writes_a_complete_folder(short_run):
+def test_export_only_gguf_writes_a_complete_folder(short_run, tmp_path):
     """The command a user runs: the default q4_k_m GGUF, its Modelfile and export.json, nothing else left."""
-    output = short_run.parent
+    output = tmp_path  # beside nothing: the shared run's folder is only read
     result = run_script("--export-only", "--export", "gguf", "--adapter", short_run / "adapter", "--output-dir", output)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     folder = output / "smoke-gguf"
