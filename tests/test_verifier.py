@@ -221,11 +221,27 @@ def test_frozen_worker_gives_undecided_not_wrong(monkeypatch):
 
 
 def test_cpu_budget_spent_is_undecided(monkeypatch):
-    """The budget is the worker's CPU time: a judgement that needs more than it is undecided."""
-    verifier.start()
-    monkeypatch.setattr(verifier.limits, "SYMBOLIC_CPU_S", 1e-6)
-    assert verifier.answers_equal("\\sqrt{3 + 2\\sqrt{2}} + 7", "8 + \\sqrt{2}") is None
-    assert verifier.answers_equal("\\frac{1}{2}", "0.5") is True  # numbers need no worker
+    """The budget is the worker's CPU time: a judgement that needs more than it is undecided. The worker is
+    a stand-in whose judgement never ends (tests/spinning_worker.py), so the budget runs out on any machine,
+    however fast; the wall-clock backstop is set far away, so what ends the judgement is the CPU limit."""
+    verifier.stop()
+    monkeypatch.setattr(verifier.WORKER, "script", Path(__file__).parent / "spinning_worker.py")
+    monkeypatch.setattr(verifier.limits, "SYMBOLIC_CPU_S", 0.2)
+    monkeypatch.setattr(verifier.limits, "SYMBOLIC_BACKSTOP_S", 60.0)
+    verifier.clear_caches()
+    before = verifier.stats()
+    try:
+        assert verifier.answers_equal("\\sqrt{3 + 2\\sqrt{2}} + 7", "8 + \\sqrt{2}") is None
+        stand_in_alive = verifier.WORKER.proc is not None and verifier.WORKER.proc.poll() is None
+        assert verifier.answers_equal("\\frac{1}{2}", "0.5") is True  # numbers need no worker
+    finally:
+        verifier.stop()
+        monkeypatch.undo()
+    after = verifier.stats()
+    assert stand_in_alive  # the worker said "timeout" itself: the backstop would have killed it
+    assert after["timeouts"] == before["timeouts"] + 1 and after["undecided"] == before["undecided"] + 1
+    assert after["cpu_s"] - before["cpu_s"] >= 0.1  # it really spent (about) its budget of CPU time
+    assert verifier.answers_equal("\\sqrt{3 + 2\\sqrt{2}} + 7", "8 + \\sqrt{2}") is True  # the real worker
 
 
 def test_worker_restarts_after_it_dies():
@@ -246,6 +262,7 @@ def test_worker_thread_gets_the_same_verdicts():
 
 
 def _judge_in_child(pair):
+    verifier.clear_caches()  # a verdict the parent cached before the fork would need no worker
     return verifier.answers_equal(*pair), verifier.WORKER.proc.pid
 
 

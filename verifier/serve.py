@@ -59,10 +59,21 @@ _WARM_UP = [
 
 
 def main(float_rounding: int) -> None:
-    out = os.fdopen(os.dup(1), "wb", buffering=0)  # replies go to the original stdout...
-    os.dup2(2, 1)  # ...and anything printed by a library goes to stderr, not into the protocol
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent; it ends us
+    out = protocol_output()  # before the imports, so nothing they print reaches the protocol
+    serve(out, math_verify_judge(float_rounding), _WARM_UP)
 
+
+def protocol_output():
+    """The stream replies go to: the original stdout. Anything else printed goes to stderr, and Ctrl-C is
+    for the parent (which ends this process)."""
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return out
+
+
+def math_verify_judge(float_rounding: int):
+    """judge(gold, pred) -> bool with math-verify, set up once (imports sympy and math-verify)."""
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     logging.getLogger("latex2sympy2_extended").setLevel(logging.CRITICAL)
     import sympy
@@ -78,14 +89,6 @@ def main(float_rounding: int) -> None:
             boxed_match_priority=0,
         )
     ]
-
-    class JobTimeout(BaseException):  # BaseException: math-verify's `except Exception` must not eat it
-        pass
-
-    def on_cpu_limit(signum, frame):
-        raise JobTimeout
-
-    signal.signal(signal.SIGPROF, on_cpu_limit)
 
     @lru_cache(maxsize=8192)
     def parsed(latex: str) -> tuple:
@@ -116,6 +119,23 @@ def main(float_rounding: int) -> None:
             return same
         return bool(verify(list(gold_parsed), list(pred_parsed), float_rounding=float_rounding, timeout_seconds=None))
 
+    judge.clear = parsed.cache_clear
+    return judge
+
+
+def serve(out, judge, warm_up: list) -> None:
+    """Answer jobs on stdin with judge(gold, pred) under each job's CPU limit, until stdin closes or the
+    parent dies. warm_up: pairs judged before saying ready (the first _WARM_UP_BEFORE_READY) and while idle.
+    tests/spinning_worker.py serves a judge that never ends, to test the CPU limit without timing."""
+
+    class JobTimeout(BaseException):  # BaseException: math-verify's `except Exception` must not eat it
+        pass
+
+    def on_cpu_limit(signum, frame):
+        raise JobTimeout
+
+    signal.signal(signal.SIGPROF, on_cpu_limit)
+
     def timed_judge(gold: str, pred: str, cpu_limit: float):
         """(verdict, CPU seconds used); the limit is on this process's CPU time (ITIMER_PROF), which
         does not run while the process waits for a core, so load does not change the verdict."""
@@ -131,11 +151,13 @@ def main(float_rounding: int) -> None:
             signal.setitimer(signal.ITIMER_PROF, 0)
         return verdict, time.process_time() - before
 
-    for pair in _WARM_UP[:_WARM_UP_BEFORE_READY]:  # sympy imports much of itself on first use
+    for pair in warm_up[:_WARM_UP_BEFORE_READY]:  # sympy imports much of itself on first use
         timed_judge(*pair, cpu_limit=5.0)
     out.write(json.dumps({"ready": os.getpid()}).encode() + b"\n")
 
-    parent, buffer, warm_up = os.getppid(), b"", list(_WARM_UP[_WARM_UP_BEFORE_READY:])
+    parent, buffer, warm_up = os.getppid(), b"", list(warm_up[_WARM_UP_BEFORE_READY:])
+    if not warm_up:
+        out.write(b'{"warm": true}\n')
     while True:
         if b"\n" not in buffer:
             readable, _, _ = select.select([0], [], [], 0 if warm_up else 1.0)
@@ -158,8 +180,8 @@ def main(float_rounding: int) -> None:
         except ValueError:
             continue
         if isinstance(message, dict):
-            if message.get("clear"):
-                parsed.cache_clear()
+            if message.get("clear") and hasattr(judge, "clear"):
+                judge.clear()
             continue
         job, cpu_limit, gold, pred = message
         verdict, cpu = timed_judge(gold, pred, cpu_limit)

@@ -38,6 +38,7 @@ class Worker:
     hangs; every start waits until the worker has warmed up, so a judgement never pays for it."""
 
     def __init__(self):
+        self.script = _SERVE  # what the worker runs (a test may serve a stand-in judge instead)
         self.lock = threading.Lock()
         self.verdicts: dict[tuple[str, str], bool] = {}  # (gold, pred) -> verdict; dict ops are atomic
         self.counts = dict.fromkeys(
@@ -81,7 +82,7 @@ class Worker:
         return self._start()
 
     def _start(self) -> bool:
-        command = [sys.executable, "-u", str(_SERVE), str(limits.FLOAT_ROUNDING)]
+        command = [sys.executable, "-u", str(self.script), str(limits.FLOAT_ROUNDING)]
         started = time.monotonic()
         try:
             self.proc = subprocess.Popen(
