@@ -168,22 +168,24 @@ CHOICES = {
     "scale_rewards": ("group", "batch", "none"),
 }
 POSITIVE = (
-    "max_steps", "max_seq_length", "lora_rank", "eval_max_new_tokens", "save_steps", "eval_batch_size",
-    "eval_during_size",
+    "max_steps", "max_seq_length", "lora_rank", "lora_alpha", "eval_max_new_tokens", "save_steps", "eval_batch_size",
+    "eval_during_size", "per_device_batch", "gradient_accumulation", "temperature",
 )  # fmt: skip
 NOT_NEGATIVE = (
     "learning_rate", "priming_learning_rate", "weight_decay", "beta", "warmup_fraction", "eval_size",
     "eval_samples", "epsilon", "epsilon_high", "max_completion_length", "max_prompt_length",
-    "eval_steps", "log_completions_steps",
+    "eval_steps", "log_completions_steps", "max_train_rows", "priming_max_rows", "priming_epochs", "save_total_limit",
 )  # fmt: skip
 SHARES = ("gpu_memory_utilization", "colocate_vllm_memory")  # strictly between 0 and 1
+# Every other number: num_generations (at least 2), prompt_length_quantile and top_p (0 < x <= 1), min_p
+# (0 <= x < 1: 0 is off), seed (any). tests/test_settings.py lists each numeric setting's range.
 SIZED_WHEN_ZERO = ("colocate_vllm_memory",)  # 0: sized from the model and the GPU (recipe/generation.py)
 
 
 def check_settings(s: dict, reward_names: list[str]) -> None:
     """Settings that cannot work together, all found at once before anything is loaded."""
     problems = []
-    if s["per_device_batch"] % s["num_generations"] != 0:
+    if s["num_generations"] >= 2 and s["per_device_batch"] % s["num_generations"] != 0:
         problems.append(
             f"--per-device-batch ({s['per_device_batch']}) must be a multiple of --num-generations "
             f"({s['num_generations']}): each step ranks whole groups of completions"
@@ -202,8 +204,9 @@ def check_settings(s: dict, reward_names: list[str]) -> None:
         for n in SHARES
         if not 0 < s[n] < 1 and not (n in SIZED_WHEN_ZERO and s[n] == 0)
     ]
-    if not 0 < s["prompt_length_quantile"] <= 1:
-        problems.append(f"--prompt-length-quantile must be in (0, 1] (got {s['prompt_length_quantile']})")
+    problems += [f"{flag(n)} must be in (0, 1] (got {s[n]})" for n in ("prompt_length_quantile", "top_p") if not 0 < s[n] <= 1]
+    if not 0 <= s["min_p"] < 1:
+        problems.append(f"--min-p must be in [0, 1): 0 turns it off (got {s['min_p']})")
     for name, allowed in CHOICES.items():
         if s[name] not in allowed:
             problems.append(f"{flag(name)} must be {', '.join(allowed[:-1])} or {allowed[-1]} (got {s[name]!r})")

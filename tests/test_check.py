@@ -49,6 +49,18 @@ def test_check_needs_no_gpu_and_reports_every_problem_at_once(tmp_path, no_machi
     assert not (tmp_path / "out").exists()
 
 
+def test_check_fails_when_the_references_cannot_be_read(tmp_path, no_machine, capsys):
+    """--check end to end on a dataset whose answer column the verifier cannot read: exit 2, the problem
+    named with an example, and no "check passed" (references() alone is tested below)."""
+    rows = [{"prompt": f"What is {i} + 1?", "solution": "\\sqrt{2}+"} for i in range(80)]
+    data = write_rows(tmp_path / "unreadable.jsonl", rows)
+    assert train_grpo.main(["--smoke", "--check", "--dataset", str(data), "--output-dir", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    assert "0 of 1 distinct references readable by the verifier" in captured.out
+    assert "cannot be read by the verifier (e.g. '\\\\sqrt{2}+')" in captured.err
+    assert "check passed" not in captured.out and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     "reference, can_read",
     [

@@ -72,6 +72,103 @@ def test_modelfile_carries_the_recipes_chat_format(tmp_path):
     assert jinja == system + eos + "What is 2+3?" + "<start_working_out>"
 
 
+def render_go_template(template: str, system: str, messages: list[dict]) -> str:
+    """Ollama's Go template, rendered for the constructs ollama_template uses (if/else if/else on .System and
+    .Role, range .Messages, .System and .Content, and the `{{-` that trims the whitespace before it), the
+    way Go's text/template does; anything else fails the test rather than being guessed."""
+    parts = re.split(r"({{-?\s*.*?\s*-?}})", template)
+    tokens = []  # ("text", s) or ("action", s)
+    for part in parts:
+        if part.startswith("{{"):
+            if part.startswith("{{-") and tokens and tokens[-1][0] == "text":
+                tokens[-1] = ("text", tokens[-1][1].rstrip())
+            tokens.append(("action", part.strip("{}-").strip()))
+        elif part:
+            tokens.append(("text", part))
+
+    def block(pos, scope):
+        """Render from pos to the matching else/end; (output, pos of that else/end)."""
+        out = ""
+        while pos < len(tokens):
+            kind, value = tokens[pos]
+            if kind == "text":
+                out += value
+            elif value in (".System", ".Content"):
+                out += scope[value[1:]]
+            elif value.startswith("if ") or value.startswith("range "):
+                out_block, pos = control(pos, scope)
+                out += out_block
+            elif value == "end" or value == "else" or value.startswith("else if "):
+                return out, pos
+            else:
+                raise AssertionError(f"unknown template action {value!r}")
+            pos += 1
+        return out, pos
+
+    def truth(condition, scope):
+        if condition == ".System":
+            return bool(scope["System"])
+        match = re.fullmatch(r'eq \.Role "(\w+)"', condition)
+        assert match, f"unknown condition {condition!r}"
+        return scope["Role"] == match.group(1)
+
+    def skip(pos):
+        """From an if/else branch start to its matching else/end, without rendering."""
+        depth = 0
+        while True:
+            pos += 1
+            value = tokens[pos][1] if tokens[pos][0] == "action" else ""
+            if value.startswith(("if ", "range ")):
+                depth += 1
+            elif value == "end" and depth:
+                depth -= 1
+            elif depth == 0 and (value == "end" or value == "else" or value.startswith("else if ")):
+                return pos
+
+    def control(pos, scope):
+        value = tokens[pos][1]
+        if value.startswith("range "):
+            assert value == "range .Messages"
+            out = ""
+            for message in scope["Messages"]:
+                text, end = block(pos + 1, dict(scope, Role=message["role"], Content=message["content"]))
+                out += text
+            return out, end
+        condition, out, chosen = value[len("if ") :], "", False
+        while True:  # each branch: rendered if it is the first whose condition holds, else skipped
+            if not chosen and (condition is None or truth(condition, scope)):
+                out, pos = block(pos + 1, scope)
+                chosen = True
+            else:
+                pos = skip(pos)
+            value = tokens[pos][1]
+            if value == "end":
+                return out, pos
+            condition = None if value == "else" else value[len("else if ") :]
+
+    text, pos = block(0, {"System": system, "Messages": messages})
+    assert pos == len(tokens), "unbalanced template"
+    return text
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_modelfile_renders_a_conversation_as_the_recipe_does(turns):
+    """Every assistant turn ends with the end token, every user turn is the text as is: several turns of a
+    conversation render in Ollama's template exactly as in the recipe's Jinja template (recipe/data.py)."""
+    from jinja2 import Template
+
+    eos = "<|endoftext|>"
+    messages = []
+    for turn in range(turns):
+        messages.append({"role": "user", "content": f"What is {turn}+3?"})
+        if turn < turns - 1:
+            messages.append({"role": "assistant", "content": f"<end_working_out><SOLUTION>{turn + 3}</SOLUTION>"})
+    jinja = Template(chat_template()).render(messages=messages, add_generation_prompt=True, eos_token=eos)
+    ollama = render_go_template(export.ollama_template(eos), system="", messages=messages)
+    assert ollama == jinja
+    assert ollama.count(eos) == turns  # after the system prompt and after each of the turns - 1 answers
+
+
 # ----------------------------------------------------------------------------- llama.cpp on the smoke model
 @pytest.fixture(scope="module")
 def short_run(quick_run):

@@ -28,16 +28,32 @@ from recipe.runs import (
 )
 
 
-def test_guard_stops_without_saving_on_nan_loss():
+@pytest.mark.parametrize(
+    "logs",
+    [
+        {"loss": math.nan},
+        {"loss": math.inf, "grad_norm": 1.0},
+        {"loss": 0.5, "grad_norm": math.nan},  # a finite loss does not hide diverged gradients
+        {"loss": 0.5, "grad_norm": -math.inf},
+    ],
+)
+def test_guard_stops_without_saving_on_a_nan_or_infinite_loss_or_gradient_norm(logs):
     from transformers import TrainerControl, TrainerState
 
     guard = make_guard(StopOnSignal())
     control, state = TrainerControl(should_save=True), TrainerState(global_step=7)
-    guard.on_log(None, state, control, logs={"loss": math.nan})
+    guard.on_log(None, state, control, logs=logs)
     assert control.should_training_stop and not control.should_save and guard.bad_loss_step == 7
-    control = TrainerControl()
-    guard.on_log(None, state, control, logs={"loss": 0.5, "grad_norm": 1.0})
-    assert not control.should_training_stop
+
+
+def test_guard_lets_finite_steps_go_on():
+    from transformers import TrainerControl, TrainerState
+
+    guard = make_guard(StopOnSignal())
+    for logs in ({"loss": 0.5, "grad_norm": 1.0}, {"loss": 0.0}, {"grad_norm": 1e30}, {}, None):
+        control = TrainerControl(should_save=True)
+        guard.on_log(None, TrainerState(global_step=3), control, logs=logs)
+        assert not control.should_training_stop and control.should_save and guard.bad_loss_step is None
 
 
 def test_guard_saves_and_stops_after_a_signal():

@@ -106,6 +106,71 @@ def test_settings_that_cannot_work_are_refused(change, message):
     assert message in str(error.value)
 
 
+# Every numeric setting and the values just outside its range, written out here rather than read from
+# recipe/settings.py, so that dropping a setting from a range check there turns this red. A new numeric
+# setting fails test_every_numeric_setting_has_its_range_here until it is added.
+MUST_BE_POSITIVE = [
+    "max_steps", "max_seq_length", "lora_rank", "lora_alpha", "eval_max_new_tokens", "save_steps",
+    "eval_batch_size", "eval_during_size", "per_device_batch", "gradient_accumulation", "temperature",
+]  # fmt: skip
+MUST_NOT_BE_NEGATIVE = [
+    "learning_rate", "priming_learning_rate", "weight_decay", "beta", "warmup_fraction", "eval_size",
+    "eval_samples", "epsilon", "epsilon_high", "max_completion_length", "max_prompt_length", "eval_steps",
+    "log_completions_steps", "max_train_rows", "priming_max_rows", "priming_epochs", "save_total_limit",
+]  # fmt: skip
+OTHER_RANGES = {  # setting: (refused values, accepted edge values, message)
+    "prompt_length_quantile": ([0, -0.1, 1.01], [1.0, 0.01], "--prompt-length-quantile must be in (0, 1]"),
+    "top_p": ([0, 1.5], [1.0, 0.05], "--top-p must be in (0, 1]"),
+    "min_p": ([-0.1, 1, 2], [0, 0.5], "--min-p must be in [0, 1)"),
+    "gpu_memory_utilization": ([0, 1, 1.5], [0.5, 0.95], "--gpu-memory-utilization must be between 0 and 1"),
+    "colocate_vllm_memory": ([-0.1, 1], [0, 0.3], "--colocate-vllm-memory must be between 0 and 1"),
+    "num_generations": ([1, 0], [2], "--num-generations must be at least 2"),
+}
+ANY_VALUE = ["seed"]
+
+
+def numeric(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def test_every_numeric_setting_has_its_range_here():
+    listed = MUST_BE_POSITIVE + MUST_NOT_BE_NEGATIVE + list(OTHER_RANGES) + ANY_VALUE
+    assert sorted(listed) == sorted(name for name, value in DEFAULTS.items() if numeric(value))
+
+
+def with_change(name, value):
+    """The defaults with one setting changed (and what that one change needs to stay consistent)."""
+    change = {name: value}
+    if name == "num_generations":
+        change["per_device_batch"] = max(value, 1) * 4
+    return dict(DEFAULTS, **change)
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [(n, v, "must be positive") for n in MUST_BE_POSITIVE for v in (0, -1)]
+    + [(n, -1, "must not be negative") for n in MUST_NOT_BE_NEGATIVE]
+    + [(n, v, m) for n, (refused, _, m) in OTHER_RANGES.items() for v in refused],
+)
+def test_every_out_of_range_number_is_refused_before_anything_loads(name, value, message):
+    from recipe.settings import flag
+
+    with pytest.raises(SetupError) as error:
+        check_settings(with_change(name, value), NAMES)
+    expected = message if message.startswith("--") else f"{flag(name)} must"
+    assert expected in str(error.value) and message.split(" must ")[-1] in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [(n, 0) for n in MUST_NOT_BE_NEGATIVE]
+    + [(n, v) for n, (_, accepted, _) in OTHER_RANGES.items() for v in accepted]
+    + [("seed", -5)],
+)
+def test_edge_values_inside_a_range_are_accepted(name, value):
+    check_settings(with_change(name, value), NAMES)
+
+
 def test_all_problems_are_reported_at_once():
     with pytest.raises(SetupError) as error:
         check_settings(dict(DEFAULTS, max_steps=0, learning_rate=-1.0), NAMES)
