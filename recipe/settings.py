@@ -204,7 +204,9 @@ def check_settings(s: dict, reward_names: list[str]) -> None:
         for n in SHARES
         if not 0 < s[n] < 1 and not (n in SIZED_WHEN_ZERO and s[n] == 0)
     ]
-    problems += [f"{flag(n)} must be in (0, 1] (got {s[n]})" for n in ("prompt_length_quantile", "top_p") if not 0 < s[n] <= 1]
+    problems += [
+        f"{flag(n)} must be in (0, 1] (got {s[n]})" for n in ("prompt_length_quantile", "top_p") if not 0 < s[n] <= 1
+    ]
     if not 0 <= s["min_p"] < 1:
         problems.append(f"--min-p must be in [0, 1): 0 turns it off (got {s['min_p']})")
     for name, allowed in CHOICES.items():
