@@ -1,8 +1,11 @@
 """--check (recipe/check.py): settings, data and references on any machine, no model, nothing written; and
 the run itself writes nothing until its data passed."""
 
+import sys
+import types
+
 import pytest
-from conftest import write_rows
+from conftest import SMOKE_PRIMER, SMOKE_TASK, write_rows
 
 import train_grpo
 from recipe.check import readable, references
@@ -59,6 +62,66 @@ def test_check_fails_when_the_references_cannot_be_read(tmp_path, no_machine, ca
     assert "0 of 1 distinct references readable by the verifier" in captured.out
     assert "cannot be read by the verifier (e.g. '\\\\sqrt{2}+')" in captured.err
     assert "check passed" not in captured.out and not (tmp_path / "out").exists()
+
+
+def test_check_without_the_models_tokenizer_still_checks_the_priming_rows(tmp_path, no_machine, capsys):
+    """The model's tokenizer is not on this machine: the priming rows are still read and checked for their
+    columns and answers (every one counts as fitting), and the check passes on good data."""
+    argv = ["--check", "--model-name", str(tmp_path / "no-model"), "--dataset", str(SMOKE_TASK)]
+    assert train_grpo.main([*argv, "--priming-dataset", str(SMOKE_PRIMER)]) == 0
+    out = capsys.readouterr().out
+    assert "prompts       lengths not measured, no prompt dropped (no tokenizer on this machine)" in out
+    assert "priming       256 of 256 worked solutions kept from" in out and "(lengths not measured" in out
+    assert "check passed" in out
+
+
+def test_check_without_transformers_still_checks_the_data(tmp_path, no_machine, monkeypatch, capsys):
+    """A broken install where transformers does not import (a CUDA torchvision on a CPU machine): the data
+    and references are still checked, and the report says why no lengths were measured."""
+    import transformers
+
+    class Broken(types.ModuleType):  # the module as a broken install leaves it: its classes fail to load
+        def __getattr__(self, name):
+            if name == "AutoTokenizer":
+                raise RuntimeError("operator torchvision::nms does not exist")
+            return getattr(transformers, name)
+
+    monkeypatch.setitem(sys.modules, "transformers", Broken("transformers"))
+    argv = ["--check", "--model-name", str(tmp_path / "no-model"), "--dataset", str(SMOKE_TASK), "--priming", "false"]
+    assert train_grpo.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "tokenizer     none: transformers does not import here (RuntimeError: operator torchvision" in out
+    assert "references    9 of 9 distinct references readable" in out and "check passed" in out
+
+
+def test_check_measures_completions_from_what_the_prompts_leave(tmp_path, no_machine, capsys):
+    """--max-completion-length 0 (the default): a completion may use what the longest kept prompt leaves of
+    --max-seq-length."""
+    argv = ["--smoke", "--check", "--max-completion-length", "0", "--max-seq-length", "200"]
+    assert train_grpo.main(argv) == 0
+    out = capsys.readouterr().out
+    limit = int(out.split("prompts ")[1].split("; limit ")[1].split()[0])
+    assert f"completions   up to {200 - limit} tokens" in out
+
+
+def test_check_reads_the_references_of_a_named_evaluation_set(tmp_path, no_machine, capsys):
+    """--eval-dataset: its reference answers are checked like the training set's; unreadable ones fail."""
+    rows = [{"problem": f"What is {i} + 1?", "answer": "\\sqrt{2}+"} for i in range(10)]
+    data = write_rows(tmp_path / "eval.jsonl", rows)
+    assert train_grpo.main(["--smoke", "--check", "--eval-dataset", str(data), "--eval-size", "10"]) == 2
+    captured = capsys.readouterr()
+    assert "evaluation    10 problems from" in captured.out
+    assert "0 of 1 distinct references readable" in captured.out and "cannot be read" in captured.err
+
+
+def test_check_with_smoke_and_a_model_folder_uses_that_models_tokenizer(tmp_path, no_machine, capsys):
+    """--smoke --model-name DIR trains DIR, so --check measures the prompts with DIR's tokenizer."""
+    from test_families import FAMILIES, build_tokenizer
+
+    build_tokenizer(**FAMILIES["llama"]).save_pretrained(str(tmp_path / "llama"))
+    assert train_grpo.main(["--smoke", "--check", "--model-name", str(tmp_path / "llama")]) == 0
+    out = capsys.readouterr().out
+    assert f"tokenizer     {tmp_path / 'llama'}'s, found on this machine" in out
 
 
 @pytest.mark.parametrize(

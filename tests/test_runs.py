@@ -99,6 +99,8 @@ def test_jobs_on_an_earlier_run_get_fresh_folders(tmp_path):
     source = tmp_path / "run"
     assert new_folder_beside(source, str(tmp_path), "eval") == tmp_path / "run-eval"
     assert new_folder_beside(source, str(tmp_path), "eval") == tmp_path / "run-eval-2"
+    elsewhere = tmp_path / "not" / "yet"  # --output-dir naming a folder that does not exist yet
+    assert new_folder_beside(source, str(elsewhere), "merged") == elsewhere / "run-merged" and elsewhere.is_dir()
 
 
 # ----------------------------------------------------------------------------- a run killed at any moment
@@ -382,3 +384,29 @@ def test_the_signal_handler_itself_never_raises():
     child.stdout.close()
     _, err = child.communicate("go\n", timeout=30)
     assert (child.returncode, err) == (0, "SIGTERM")
+
+
+@pytest.mark.parametrize(
+    "message, diverged",
+    [
+        ("probability tensor contains either `inf`, `nan` or element < 0", True),  # sampling from NaN weights
+        ("CUDA error: an illegal memory access was encountered; for debugging information, pass ...", False),
+    ],
+)
+def test_only_sampling_from_nan_or_inf_probabilities_counts_as_divergence(tmp_path, message, diverged):
+    """A RuntimeError from training is a divergence only when it is torch's complaint about NaN or infinite
+    probabilities (it names both); any other error is raised as it is, not hidden behind advice."""
+
+    class Failing:
+        args = SimpleNamespace(max_steps=4)
+        state = SimpleNamespace(global_step=2)
+
+        def train(self, resume_from_checkpoint=None):
+            raise RuntimeError(message)
+
+    if diverged:
+        with pytest.raises(SetupError, match="training diverged at step 3"):
+            train_guarded(Failing(), make_guard(StopOnSignal()), tmp_path)
+    else:
+        with pytest.raises(RuntimeError, match=message[:20]):
+            train_guarded(Failing(), make_guard(StopOnSignal()), tmp_path)

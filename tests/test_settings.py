@@ -29,6 +29,14 @@ def test_boolean_flag_alone_means_true():
     assert s["eval_only"] is True and s["adapter"] == "a/b"
 
 
+@pytest.mark.parametrize(
+    "word, value", [(w, True) for w in ("1", "true", "Yes", "on")] + [(w, False) for w in ("0", "false", "NO", "off")]
+)
+def test_boolean_words_mean_what_they_say(word, value):
+    assert parse(["--load-in-4bit", word])["load_in_4bit"] is value
+    assert parse(["--priming", word])["priming"] is value
+
+
 def test_float_setting_accepts_an_integer():
     assert parse(["--learning-rate", "3"])["learning_rate"] == 3.0
 
@@ -98,6 +106,9 @@ def test_defaults_are_the_recipe():
         ({"export_only": True, "adapter": "a", "export": "adapter"}, "--export-only needs --export merged"),
         ({"export_only": True, "eval_only": True, "adapter": "a"}, "separate jobs"),
         ({"run_name": "a/b"}, "--run-name must be a plain folder name"),
+        ({"per_device_batch": 3, "num_generations": 2}, "must be a multiple of --num-generations"),
+        ({"loss_type": "cispo", "epsilon_high": 0.5}, "--loss-type cispo caps the importance weight itself"),
+        ({"loss_type": "cispo", "epsilon_high": 1.0}, "--loss-type cispo caps the importance weight itself"),
     ],
 )
 def test_settings_that_cannot_work_are_refused(change, message):
@@ -169,6 +180,11 @@ def test_every_out_of_range_number_is_refused_before_anything_loads(name, value,
 )
 def test_edge_values_inside_a_range_are_accepted(name, value):
     check_settings(with_change(name, value), NAMES)
+
+
+@pytest.mark.parametrize("epsilon_high", [0.0, 1.5, 5.0])
+def test_cispo_accepts_its_default_and_caps_above_one(epsilon_high):
+    check_settings(dict(DEFAULTS, loss_type="cispo", epsilon_high=epsilon_high), NAMES)
 
 
 def test_all_problems_are_reported_at_once():
