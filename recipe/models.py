@@ -68,7 +68,8 @@ def choose_backend(wanted: str, needs_gpu: bool) -> str:
     if not has_cuda and needs_gpu:
         check_libraries(why_not)  # advise --smoke only where it would run: the libraries must import here
         raise SetupError(
-            f"{why_not}\nThe real run trains a 4B model and needs a CUDA GPU (24 GB or more; see README.md).\n"
+            f"{why_not}\nThe real run trains a 4B model and needs a CUDA GPU (24 GB or more; see "
+            "docs/smaller-gpus-and-other-models.md).\n"
             "To run the whole recipe on this machine with a tiny model instead: python train_grpo.py --smoke\n"
             "To check your settings and data first, on this machine: python train_grpo.py --check"
         )
@@ -132,7 +133,7 @@ def import_unsloth() -> None:
 CPU_SETUP = (
     "python3 -m venv .venv-cpu && . .venv-cpu/bin/activate && "
     "pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements-test.txt"
-)  # the CPU build of torch (192 MB) rather than PyPI's CUDA one (2.7 GB with its libraries); README.md
+)  # the CPU build of torch (192 MB) rather than PyPI's CUDA one (2.7 GB with its libraries); docs/setup.md
 
 
 def check_libraries(no_gpu: str = "") -> None:

@@ -23,7 +23,7 @@ EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 
 # --smoke replaces these defaults of train_grpo.py (an explicit --name VALUE still wins).
-# Tuned on 2 CPU cores so that held-out accuracy rises clearly in both stages (see tests and README).
+# Tuned on 2 CPU cores so that held-out accuracy rises clearly in both stages (see tests and docs/smoke-run.md).
 SMOKE_SETTINGS = {
     "max_seq_length": 256,
     "max_completion_length": 40,  # a worked answer is 22 tokens; room to ramble, not to waste time

@@ -165,7 +165,8 @@ def test_long_prompts_are_dropped_and_the_rest_kept(tiny_tokenizer, tmp_path):
 
 
 def test_priming_keeps_only_rows_with_a_numeric_answer(tiny_tokenizer, tmp_path):
-    """README: for the primer, only rows with a numeric answer are kept (the bundled primer is all numeric)."""
+    """--help, --priming-answer-column: only primer rows with a numeric answer are kept (the bundled primer is all
+    numeric)."""
     answers = ["7", "x + 1", "-3", r"\sqrt{2}", "1/2", "(1, 2)", "1,000", "A", r"\frac{3}{4}", "two"]
     numeric = {"7", "-3", "1/2", "1,000", r"\frac{3}{4}"}
     primer = [
