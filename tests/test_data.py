@@ -148,6 +148,52 @@ def test_a_hub_name_still_goes_to_the_hub(monkeypatch, tmp_path):
         load_table("openai/gsm8k", "main")
 
 
+def test_an_unreachable_hub_fails_at_once_with_the_offline_ways(monkeypatch, tmp_path):
+    """No retries against a hub that is not there: the refusal names the offline variables, the local-file
+    form of --check with --priming-dataset, and --check --smoke."""
+    import datasets
+
+    from recipe import data
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(data, "probe_hub", lambda endpoint: f"{endpoint}: ConnectError: unreachable")
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("the hub was tried"))
+    with pytest.raises(SetupError) as refused:
+        load_table("open-r1/DAPO-Math-17k-Processed", "en")
+    message = str(refused.value)
+    assert "cannot be reached" in message and "ConnectError: unreachable" in message
+    for advice in ("HF_HUB_OFFLINE=1", "--dataset FILE --priming-dataset FILE", "--check --smoke", "hf download"):
+        assert advice in message
+
+
+def test_the_hub_probe_tells_an_answer_from_none(monkeypatch):
+    """A closed port is unreachable; any HTTP answer (a 404 here) is a hub that is there; offline mode asks
+    nothing. All on this machine: no network."""
+    import http.server
+    import socket
+    import threading
+
+    from recipe import data
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: refused at once
+    assert "ConnectError" in data.probe_hub(f"http://127.0.0.1:{port}")
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # answers 501
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        assert data.probe_hub(f"http://127.0.0.1:{server.server_address[1]}") is None
+    finally:
+        server.server_close()
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(data, "probe_hub", lambda endpoint: pytest.fail("probed in offline mode"))
+    assert data.hub_unreachable() is None
+
+
 def test_long_prompts_are_dropped_and_the_rest_kept(tiny_tokenizer, tmp_path):
     """The filter keeps exactly the prompts at or under the limit, in their order, and drops every longer one."""
     problems = [
