@@ -71,6 +71,7 @@ from recipe.runs import (
     make_guard,
     new_folder_beside,
     prepare_run_dir,
+    record_stop,
     set_status,
     train_guarded,
     world_size,
@@ -270,9 +271,7 @@ def run(S: dict) -> Path:
                 train_guarded(priming, guard, run_dir)
                 history += [dict(h, stage="priming") for h in priming.state.log_history]
                 if stop.received:
-                    set_status(run_dir, "interrupted", checkpoint=None)
-                    print(f"{stop.received} during format priming: nothing saved yet. Run the same command again "
-                          "to start over (priming takes minutes, not hours).")  # fmt: skip
+                    record_stop(run_dir, stop.received, checkpoint=None)  # in status.json too, for a closed pipe
                     raise SystemExit(130)
                 if is_main_process():
                     save_adapter(model, tokenizer, run_dir / "primed_adapter")  # the middle column of the report
@@ -307,10 +306,7 @@ def run(S: dict) -> Path:
     write_json(run_dir / "log_history.json", history)
     adapter = save_adapter(model, tokenizer, run_dir / "adapter")
     if stop.received:
-        checkpoint = latest_checkpoint(run_dir)
-        set_status(run_dir, "interrupted", checkpoint=checkpoint)
-        print(f"\nstopped and saved: checkpoint {checkpoint}, adapter {adapter}")
-        print("to resume, run the same command again: " + " ".join(["python", *sys.argv]))
+        record_stop(run_dir, stop.received, latest_checkpoint(run_dir), adapter)  # in status.json too
         raise SystemExit(130)
 
     # 6. comparison: base, primed and trained on the same held-out problems, scored by rewards.py

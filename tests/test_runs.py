@@ -22,6 +22,7 @@ from recipe.runs import (
     make_guard,
     new_folder_beside,
     prepare_run_dir,
+    record_stop,
     set_aside_incomplete,
     train_guarded,
     write_json,
@@ -168,6 +169,27 @@ def test_a_run_stopped_before_its_first_checkpoint_says_it_starts_over(tmp_path,
     assert prepare_run_dir(str(tmp_path), "fresh", "refuse")[1] is None
     assert "starts over" not in capsys.readouterr().out  # a new run is not "starting over"
 
+
+@pytest.mark.parametrize("checkpoint", ["checkpoint-3", None])
+def test_a_stop_is_told_in_status_json_and_again_at_the_next_start(tmp_path, capsys, monkeypatch, checkpoint):
+    """The stop message reaches status.json, not only a screen (or a `tee` that the same Ctrl-C ended), and
+    the next start of the same run says how the last one ended; a start after that says nothing of it."""
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    if checkpoint:
+        checkpoint = str(make_checkpoint(run_dir / "checkpoints" / checkpoint, 3))
+    monkeypatch.setattr(sys, "argv", ["train_grpo.py", "--max-steps", "4"])
+    record_stop(run_dir, "SIGINT", checkpoint, run_dir / "adapter")
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["signal"] == "SIGINT" and status["checkpoint"] == checkpoint
+    assert "run the same command again: python train_grpo.py --max-steps 4" in status["message"]
+    assert status["message"] in capsys.readouterr().out
+    assert prepare_run_dir(str(tmp_path), "run", "refuse")[1] == checkpoint
+    saved = "saved at checkpoint-3" if checkpoint else "nothing saved"
+    assert f"the last start of this run was stopped by SIGINT ({status['time']}), {saved}" in capsys.readouterr().out
+    write_json(run_dir / "status.json", {"status": "training"})  # what that start writes once it goes on
+    prepare_run_dir(str(tmp_path), "run", "refuse")
+    assert "stopped by" not in capsys.readouterr().out
 
 def test_atomic_path_replaces_whole_or_not_at_all(tmp_path):
     target = tmp_path / "adapter"
