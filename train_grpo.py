@@ -343,6 +343,7 @@ def eval_sources(S: dict) -> dict:
 def reuse_run(S: dict) -> Path:
     """--eval-only (the comparison again) or --export-only (a merged or GGUF model) for a saved adapter,
     into a new folder beside its run; nothing is trained."""
+    plain_output()  # no progress bars (loading weights, reading data) when output goes to a file
     adapter = Path(S["adapter"]).expanduser()
     if not (adapter / "adapter_config.json").exists():
         raise SetupError(

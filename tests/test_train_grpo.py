@@ -65,7 +65,7 @@ def test_gguf_export_without_llama_cpp_is_refused_before_the_model_loads(tmp_pat
     monkeypatch.setattr(export, "missing_packages", lambda: ["llama_cpp"])  # as in the main install
     with pytest.raises(SetupError) as error:
         train_grpo.run(smoke_settings(tmp_path, "--export", "gguf"))  # found before hours of training
-    assert "pip install -r requirements-gguf.txt && python -m recipe.export --get-converter" in str(error.value)
+    assert "Install it: pip install -r requirements-gguf.txt" in str(error.value)  # the converter follows by itself
 
 
 def test_hub_error_says_how_to_use_a_local_copy(tmp_path, no_model):
@@ -327,6 +327,16 @@ def test_eval_only_reproduces_all_three_columns_and_samples(smoke_run):
         assert sampled["pass@4"] == pytest.approx(sum(r > 0 for r in right) / n)
     assert "sampled" not in first["trained"]  # the training run's comparison drew no samples (EVAL_SAMPLES 0)
     assert "| pass@4 |" in result.stdout
+
+
+@pytest.mark.slow
+def test_jobs_on_an_earlier_run_print_no_progress_bars_into_a_file(quick_run, tmp_path):
+    """--eval-only and --export-only, their output captured (not a terminal), as a log file gets it."""
+    adapter = quick_run["dir"] / "adapter"
+    for job in (["--eval-only", "--eval-size", "4"], ["--export-only", "--export", "merged"]):
+        result = run_script(*job, "--adapter", adapter, "--output-dir", tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "%|" not in result.stderr + result.stdout, (job, result.stderr[-1000:])  # tqdm's bar
 
 
 @pytest.mark.slow
