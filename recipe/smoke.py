@@ -1,4 +1,4 @@
-"""The smoke run: the whole recipe offline on a CPU in a minute or two, with a tiny random Qwen3 built
+"""The smoke run: the whole recipe offline on a CPU in a few minutes, with a tiny random Qwen3 built
 here, saved to a folder and then loaded by path exactly as the real model is, on every backend.
 With --model-name DIR the smoke run trains DIR instead (a small local model, checked on a CPU before a
 GPU is rented); the tiny Qwen3 is only the default.
