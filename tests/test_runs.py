@@ -4,6 +4,7 @@ kill at any moment leaves (incomplete checkpoints, atomic writes, a full disk, a
 import errno
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -361,6 +362,30 @@ def test_a_signal_saves_even_when_the_output_pipe_is_closed(tmp_path):
     child.send_signal(signal.SIGINT)
     assert child.wait(timeout=30) == 130, child.stderr.read()
     assert (tmp_path / "saved").read_text() == "saved" and child.stderr.read() == ""
+
+
+def test_tee_i_keeps_what_the_run_prints_while_it_stops(tmp_path):
+    """The README's `python train_grpo.py 2>&1 | tee -i log`: Ctrl-C reaches the whole pipeline (a terminal's
+    process group, here made by hand), `tee -i` ignores it and reads on, so the stop message reaches the log."""
+
+    def as_in_a_terminal():  # Ctrl-C's default action, whatever this test process was started with
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(hold=False), str(tmp_path / "saved")], cwd=ROOT, env=offline_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, process_group=0, preexec_fn=as_in_a_terminal,
+    )  # fmt: skip
+    tee = subprocess.Popen(
+        ["tee", "-i", str(tmp_path / "log")], stdin=child.stdout, stdout=subprocess.PIPE, text=True,
+        process_group=child.pid, preexec_fn=as_in_a_terminal,
+    )  # fmt: skip
+    child.stdout.close()  # tee is the pipe's only reader
+    assert tee.stdout.readline() == "ready\n"
+    os.killpg(child.pid, signal.SIGINT)
+    rest = tee.stdout.read()
+    assert child.wait(timeout=30) == 130 and tee.wait(timeout=30) == 0
+    assert "SIGINT: finishing this step" in rest and rest.endswith("stopped and saved\n")
+    assert (tmp_path / "log").read_text().endswith("stopped and saved\n")
 
 
 def test_a_second_ctrl_c_quits_at_once(tmp_path):
