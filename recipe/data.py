@@ -3,6 +3,7 @@ prompt-length filter, the held-out split, and the worked solutions for format pr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -77,11 +78,15 @@ def load_table(source: str, config: str = "", split: str = "train"):
         except Exception as e:  # noqa: BLE001 - a malformed file: say which and why
             raise SetupError(f"could not read {path} as {kind}: {e}") from None
     unreachable = hub_unreachable()
-    if unreachable:  # datasets would retry for most of a minute before failing
-        raise SetupError(
-            f"dataset {source!r} is a Hugging Face Hub name, and the hub cannot be reached from here "
-            f"({unreachable}).\n{OFFLINE_ADVICE}"
-        )
+    if unreachable:  # datasets would retry for most of a minute; its cache answers at once, or nothing does
+        try:
+            with hub_offline():
+                return datasets.load_dataset(source, config or None, split=split)
+        except Exception:  # noqa: BLE001 - not in the cache (or not with this config and split)
+            raise SetupError(
+                f"dataset {source!r} is a Hugging Face Hub name, and the hub cannot be reached from here "
+                f"({unreachable}), nor is it in this machine's Hugging Face cache.\n{OFFLINE_ADVICE}"
+            ) from None
     try:
         return datasets.load_dataset(source, config or None, split=split)
     except Exception as e:  # noqa: BLE001 - offline, not found, gated, bad config: all end here
@@ -94,11 +99,11 @@ def load_table(source: str, config: str = "", split: str = "train"):
 
 
 OFFLINE_ADVICE = (
-    "Without the hub: if the datasets are already in this machine's Hugging Face cache, set HF_HUB_OFFLINE=1 "
-    "HF_DATASETS_OFFLINE=1 to read them from there. Otherwise download them where there is a network "
-    "(hf download NAME --repo-type dataset --local-dir DIR) and name a local file or folder for every dataset "
-    "the run reads: python train_grpo.py --check --dataset FILE --priming-dataset FILE (and --eval-dataset FILE "
-    "when you use one). python train_grpo.py --check --smoke checks the install with the bundled toy task."
+    "Without the hub, download the datasets where there is a network (hf download NAME --repo-type dataset "
+    "--local-dir DIR), and name a local file or folder for every dataset the run reads: python train_grpo.py "
+    "--check --dataset FILE --priming-dataset FILE (and --eval-dataset FILE when you use one). Set "
+    "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 on a machine that never reaches the hub: nothing then asks it. "
+    "python train_grpo.py --check --smoke checks the install with the bundled toy task."
 )
 
 
@@ -108,6 +113,22 @@ def hub_unreachable() -> str | None:
     if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
         return None
     return probe_hub(os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/"))
+
+
+@contextlib.contextmanager
+def hub_offline():
+    """Offline mode for the block, as HF_HUB_OFFLINE=1 gives it: datasets and huggingface_hub read these flags
+    when they are called (datasets/load.py, huggingface_hub/constants.py is_offline_mode), so what is in the
+    cache loads at once and nothing else is asked for."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
 
 
 @functools.cache

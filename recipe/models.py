@@ -16,7 +16,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .data import chat_template
+from .data import chat_template, hub_unreachable
 from .errors import SetupError
 from .generation import vllm_available, vllm_off_reason  # noqa: F401 - vllm_available: recipe.models' API
 from .runs import atomic_path, cuda_oom_advice, world_size
@@ -243,9 +243,19 @@ def load_tokenizer(model_name: str, trust_remote_code: bool = False):
     """The tokenizer alone (cheap), with the recipe's chat template, so data checks run before the model."""
     from transformers import AutoTokenizer
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_name, trust_remote_code=trust_remote_code)
+    unreachable = None if Path(model_name).expanduser().exists() else hub_unreachable()
+    try:  # without the hub, this machine's cache at once instead of retries (transformers' local_files_only)
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_name, trust_remote_code=trust_remote_code, local_files_only=bool(unreachable)
+        )
     except Exception as e:  # noqa: BLE001 - offline, typo, gated: say which name and how to fix it
+        if unreachable:
+            raise SetupError(
+                f"the tokenizer of {model_name!r} is not in this machine's Hugging Face cache, and the hub cannot "
+                f"be reached ({unreachable}). Download the model where there is a network (hf download NAME "
+                "--local-dir DIR) and pass --model-name DIR; python train_grpo.py --smoke runs the recipe with "
+                "its own tiny model."
+            ) from None
         raise SetupError(
             f"could not load the tokenizer of {model_name!r}: {type(e).__name__}: {str(e)[:300]}\n"
             "If this machine cannot reach the Hugging Face Hub, download the model elsewhere "

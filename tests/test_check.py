@@ -43,12 +43,17 @@ def test_check_without_the_hub_stops_at_once_and_says_so_once(tmp_path, no_machi
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(data, "probe_hub", lambda endpoint: f"{endpoint}: ConnectError: unreachable")
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("the hub was tried"))
+
+    def not_cached(*args, **kwargs):  # datasets in offline mode, with nothing in its cache
+        raise ConnectionError("Couldn't reach the Hugging Face Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", not_cached)
     assert train_grpo.main(["--check", "--model-name", str(tmp_path / "no-model")]) == 2
     err = capsys.readouterr().err
     assert "'open-r1/DAPO-Math-17k-Processed' is a Hugging Face Hub name, and the hub cannot be reached" in err
     assert "'unsloth/OpenMathReasoning-mini' is a Hugging Face Hub name" in err
     assert err.count("--check --dataset FILE --priming-dataset FILE") == 1 and "--check --smoke" in err
+
 
 def test_check_needs_no_gpu_and_reports_every_problem_at_once(tmp_path, no_machine, capsys):
     """Without --smoke and without the model's tokenizer: the data is still checked, every problem named."""

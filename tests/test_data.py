@@ -148,21 +148,36 @@ def test_a_hub_name_still_goes_to_the_hub(monkeypatch, tmp_path):
         load_table("openai/gsm8k", "main")
 
 
-def test_an_unreachable_hub_fails_at_once_with_the_offline_ways(monkeypatch, tmp_path):
-    """No retries against a hub that is not there: the refusal names the offline variables, the local-file
-    form of --check with --priming-dataset, and --check --smoke."""
+def test_an_unreachable_hub_is_not_waited_for(monkeypatch, tmp_path):
+    """No retries against a hub that is not there: the cache is read in offline mode (what datasets itself
+    falls back to after its retries, datasets/load.py), and when the dataset is not there either the refusal
+    names the local-file form of --check with --priming-dataset, the offline variables and --check --smoke."""
     import datasets
+    import huggingface_hub.constants
 
     from recipe import data
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # a user's machine: online mode (the tests set offline)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(data, "probe_hub", lambda endpoint: f"{endpoint}: ConnectError: unreachable")
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("the hub was tried"))
+    asked = []
+
+    def from_cache(source, *args, **kwargs):  # datasets in offline mode: the cache, or an error at once
+        asked.append((source, datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.is_offline_mode()))
+        if source == "cached/set":
+            return "the cached table"
+        raise ConnectionError(f"Couldn't reach the Hugging Face Hub for dataset '{source}'")
+
+    monkeypatch.setattr(datasets, "load_dataset", from_cache)
+    assert load_table("cached/set") == "the cached table"
     with pytest.raises(SetupError) as refused:
         load_table("open-r1/DAPO-Math-17k-Processed", "en")
+    assert asked == [("cached/set", True, True), ("open-r1/DAPO-Math-17k-Processed", True, True)]
+    assert not datasets.config.HF_HUB_OFFLINE and not huggingface_hub.constants.is_offline_mode()  # restored
     message = str(refused.value)
-    assert "cannot be reached" in message and "ConnectError: unreachable" in message
+    assert "cannot be reached" in message and "ConnectError: unreachable" in message and "nor is it in" in message
     for advice in ("HF_HUB_OFFLINE=1", "--dataset FILE --priming-dataset FILE", "--check --smoke", "hf download"):
         assert advice in message
 
