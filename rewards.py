@@ -17,7 +17,7 @@ instead of reading "wrong". No function raises or hangs on any model output: the
 numbers, lists, intervals, bases and letters in-process and hands the rest to math-verify in a worker
 process whose work is bounded by the answer's shape and by CPU time.
 
-What counts as equal is in the verifier's docstring and README.md. The ambiguous cases, decided once:
+What counts as equal is in the verifier's docstring and docs/rewards.md. The ambiguous cases, decided once:
 - A comma never marks decimals: `1,5` is the list 1 and 5; `1,000` (groups of three) is a thousand.
 - A bare list (`1, 2`, `1 and 2`, several boxes) is a set, order and repeats free; a bracketed one is
   a tuple or interval, order and brackets fixed; a set never equals a tuple (`1, 2` != `(1, 2)`).
@@ -55,7 +55,7 @@ SYSTEM_PROMPT = (
 )
 
 # ----------------------------------------------------------------------------- score table
-# The recipe's scale; README.md has the same table. Maximum total: 3.0 + 1.5 + 5.0 + 3.5 = 13.0.
+# The recipe's scale; docs/rewards.md has the same table. Maximum total: 3.0 + 1.5 + 5.0 + 3.5 = 13.0.
 EXACT_FORMAT = 3.0  # match_format_exactly: working, then one final solution block at the very end
 TAG_ONCE = 0.5  # match_format_approximately: per tag that appears exactly once...
 TAG_NOT_ONCE = -1.0  # ...and per tag that is missing or repeated
@@ -151,7 +151,7 @@ def is_correct(response: str, answer) -> bool | None:
     it is not, None when the verifier could not decide (never for a plain number; see verifier's
     docstring). None is falsy: code that only asks "right?" treats undecided as not right.
 
-    The judgement is verifier.answers_equal (its docstring and README.md say what counts as equal):
+    The judgement is verifier.answers_equal (its docstring and docs/rewards.md say what counts as equal):
     plain numbers, lists, intervals, bases, letters and words exactly, here; anything else through
     math-verify in a worker process. Hedges and lists against one number are wrong.
 

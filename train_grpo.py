@@ -1,7 +1,7 @@
 """Turn a base language model into a math reasoner with GRPO and verifiable rewards, on one GPU.
 
     python train_grpo.py                       # the full recipe on a CUDA GPU (Qwen3-4B-Base, DAPO math)
-    python train_grpo.py --smoke               # every step in a minute or two with a tiny model, offline
+    python train_grpo.py --smoke               # every step with a tiny model, offline (minutes on a CPU)
     python train_grpo.py --max-steps 300 --run-name longer     # any setting below, as --lower-case-name
     python train_grpo.py --eval-only --adapter outputs/RUN/adapter     # only the comparison, for a saved run
     python train_grpo.py --export-only --export merged --adapter outputs/RUN/adapter   # a merged 16-bit model
@@ -71,6 +71,7 @@ from recipe.runs import (
     make_guard,
     new_folder_beside,
     prepare_run_dir,
+    record_stop,
     set_status,
     train_guarded,
     world_size,
@@ -85,7 +86,7 @@ from rewards import REWARD_FUNCS
 # Every constant in this block can be overridden as --lower-case-name VALUE (MAX_STEPS: --max-steps 10).
 _names_before_settings = set(globals())
 # -- model
-MODEL_NAME = "unsloth/Qwen3-4B-Base"  # hub name or local folder; eos is <|endoftext|>; others: README
+MODEL_NAME = "unsloth/Qwen3-4B-Base"  # hub name or local folder; eos is <|endoftext|>; others: see docs/
 BACKEND = "auto"  # auto: unsloth on a CUDA GPU, else transformers | unsloth | transformers
 MAX_SEQ_LENGTH = 2048  # prompt + completion tokens
 LOAD_IN_4BIT = False  # False: 16-bit LoRA (the recipe); True: QLoRA, for GPUs under ~24 GB, generates without vLLM
@@ -96,7 +97,7 @@ TRUST_REMOTE_CODE = False  # never run code from a model repository unless you a
 # -- LoRA
 LORA_RANK = 32  # larger learns more and trains slower; max_lora_rank for vLLM follows it
 LORA_ALPHA = 64  # 2 x rank, as the recipe
-LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # or all-linear; README: Another model
+LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # or all-linear; other models: see docs/
 # -- data
 DATASET = "open-r1/DAPO-Math-17k-Processed"  # hub name, or a local .jsonl/.json/.parquet/.csv file
 DATASET_CONFIG = "en"  # hub config (all | en | cn); ignored for local files
@@ -155,7 +156,7 @@ EVAL_PROBLEM_COLUMN = "problem"  # EVAL_DATASET's problem text
 EVAL_ANSWER_COLUMN = "answer"  # EVAL_DATASET's reference answer
 EVAL_ONLY = False  # only the comparison, for the adapter given by ADAPTER
 ADAPTER = ""  # with EVAL_ONLY or EXPORT_ONLY: the adapter folder of an earlier run (OUTPUT_DIR/RUN/adapter)
-# -- watching the run (README: What a healthy run looks like)
+# -- watching the run (docs/watching-a-run.md)
 EVAL_STEPS = 25  # held-out accuracy at step 0 and every N GRPO steps (0 = off); about 5 % of a default run
 EVAL_DURING_SIZE = 32  # problems scored then: the first N of the comparison's held-out set (+-16 points at 50 %)
 LOG_COMPLETIONS_STEPS = 1  # every N steps, 2 prompts' completions with their rewards to completions.jsonl
@@ -270,9 +271,7 @@ def run(S: dict) -> Path:
                 train_guarded(priming, guard, run_dir)
                 history += [dict(h, stage="priming") for h in priming.state.log_history]
                 if stop.received:
-                    set_status(run_dir, "interrupted", checkpoint=None)
-                    print(f"{stop.received} during format priming: nothing saved yet. Run the same command again "
-                          "to start over (priming takes minutes, not hours).")  # fmt: skip
+                    record_stop(run_dir, stop.received, checkpoint=None)  # in status.json too, for a closed pipe
                     raise SystemExit(130)
                 if is_main_process():
                     save_adapter(model, tokenizer, run_dir / "primed_adapter")  # the middle column of the report
@@ -307,10 +306,7 @@ def run(S: dict) -> Path:
     write_json(run_dir / "log_history.json", history)
     adapter = save_adapter(model, tokenizer, run_dir / "adapter")
     if stop.received:
-        checkpoint = latest_checkpoint(run_dir)
-        set_status(run_dir, "interrupted", checkpoint=checkpoint)
-        print(f"\nstopped and saved: checkpoint {checkpoint}, adapter {adapter}")
-        print("to resume, run the same command again: " + " ".join(["python", *sys.argv]))
+        record_stop(run_dir, stop.received, latest_checkpoint(run_dir), adapter)  # in status.json too
         raise SystemExit(130)
 
     # 6. comparison: base, primed and trained on the same held-out problems, scored by rewards.py
@@ -347,6 +343,7 @@ def eval_sources(S: dict) -> dict:
 def reuse_run(S: dict) -> Path:
     """--eval-only (the comparison again) or --export-only (a merged or GGUF model) for a saved adapter,
     into a new folder beside its run; nothing is trained."""
+    plain_output()  # no progress bars (loading weights, reading data) when output goes to a file
     adapter = Path(S["adapter"]).expanduser()
     if not (adapter / "adapter_config.json").exists():
         raise SetupError(

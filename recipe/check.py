@@ -133,8 +133,10 @@ def check(S: dict) -> None:
     else:
         line("evaluation", "on the held-out problems")
 
-    if problems:
-        raise SetupError(f"the check found {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+    if problems:  # each problem's first line, then each distinct piece of advice once (two hub names share one)
+        firsts = "\n  - ".join(p.split("\n", 1)[0] for p in problems)
+        advice = "".join(f"\n{a}" for a in dict.fromkeys(p.split("\n", 1)[1] for p in problems if "\n" in p))
+        raise SetupError(f"the check found {len(problems)} problem(s):\n  - {firsts}{advice}")
     print("check passed: the run would start with these settings and data")
 
 

@@ -3,8 +3,11 @@ prompt-length filter, the held-out split, and the worked solutions for format pr
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
+import os
 from pathlib import Path
 
 import rewards
@@ -13,6 +16,7 @@ from rewards import REASONING_END, REASONING_START, SOLUTION_END, SOLUTION_START
 from .errors import SetupError
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+HUB_PROBE_S = 5.0  # seconds one request to the hub may take before it counts as unreachable
 
 
 def chat_template(bos: bool = False) -> str:
@@ -73,6 +77,16 @@ def load_table(source: str, config: str = "", split: str = "train"):
             return datasets.load_dataset(kind, data_files=str(path), split="train")
         except Exception as e:  # noqa: BLE001 - a malformed file: say which and why
             raise SetupError(f"could not read {path} as {kind}: {e}") from None
+    unreachable = hub_unreachable()
+    if unreachable:  # datasets would retry for most of a minute; its cache answers at once, or nothing does
+        try:
+            with hub_offline():
+                return datasets.load_dataset(source, config or None, split=split)
+        except Exception:  # noqa: BLE001 - not in the cache (or not with this config and split)
+            raise SetupError(
+                f"dataset {source!r} is a Hugging Face Hub name, and the hub cannot be reached from here "
+                f"({unreachable}), nor is it in this machine's Hugging Face cache.\n{OFFLINE_ADVICE}"
+            ) from None
     try:
         return datasets.load_dataset(source, config or None, split=split)
     except Exception as e:  # noqa: BLE001 - offline, not found, gated, bad config: all end here
@@ -82,6 +96,52 @@ def load_table(source: str, config: str = "", split: str = "train"):
             "data elsewhere and give its local path instead: a .jsonl/.parquet/.csv file, a save_to_disk folder, "
             "or a folder from `hf download NAME --repo-type dataset --local-dir DIR`."
         ) from None
+
+
+OFFLINE_ADVICE = (
+    "Without the hub, download the datasets where there is a network (hf download NAME --repo-type dataset "
+    "--local-dir DIR), and name a local file or folder for every dataset the run reads: python train_grpo.py "
+    "--check --dataset FILE --priming-dataset FILE (and --eval-dataset FILE when you use one). Set "
+    "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 on a machine that never reaches the hub: nothing then asks it. "
+    "python train_grpo.py --check --smoke checks the install with the bundled toy task."
+)
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub cannot be reached, or None when it answers or offline mode is on (then
+    datasets reads its cache and fails at once on what is not there). Asked once per process."""
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        return None
+    return probe_hub(os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/"))
+
+
+@contextlib.contextmanager
+def hub_offline():
+    """Offline mode for the block, as HF_HUB_OFFLINE=1 gives it: datasets and huggingface_hub read these flags
+    when they are called (datasets/load.py, huggingface_hub/constants.py is_offline_mode), so what is in the
+    cache loads at once and nothing else is asked for."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
+
+
+@functools.cache
+def probe_hub(endpoint: str) -> str | None:
+    """One request to `endpoint`, through the proxy the environment names: None when anything answers (any
+    status: the hub is there), else the error, within HUB_PROBE_S seconds."""
+    import httpx  # huggingface_hub's own HTTP client
+
+    try:
+        httpx.head(endpoint, timeout=HUB_PROBE_S)
+    except httpx.HTTPError as e:
+        return f"{endpoint}: {type(e).__name__}: {str(e)[:200] or 'no answer'}"
+    return None
 
 
 def local_reason(source: str) -> str | None:

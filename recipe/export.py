@@ -6,11 +6,13 @@
              by llama.cpp (llama_model_quantize through llama-cpp-python's bindings), for llama.cpp, Ollama
              and LM Studio, with an Ollama Modelfile that carries the recipe's chat template and stop token
 
-Nothing here reaches the network: llama.cpp comes from the pinned llama-cpp-python (requirements-gguf.txt),
-built from its source distribution, which vendors llama.cpp. Its wheel holds the library but not the
-converter, so `python -m recipe.export --get-converter` unpacks convert_hf_to_gguf.py, its conversion/
-package and gguf-py/ from the same source distribution into the environment (sys.prefix/share), once, at
-install time. LLAMA_CPP_CONVERTER=DIR points at another copy (a llama.cpp checkout) instead.
+The export itself reaches no network: llama.cpp comes from the pinned llama-cpp-python
+(requirements-gguf.txt), built from its source distribution, which vendors llama.cpp. Its wheel holds the
+library but not the converter, so convert_hf_to_gguf.py, its conversion/ package and gguf-py/ are unpacked
+from the same source distribution into the environment (sys.prefix/share), once: by the first GGUF export
+itself, before any training (pip fetches the source distribution, from its cache when it holds it), or by
+`python -m recipe.export --get-converter [FILE.tar.gz]` (FILE: a copy for an offline machine).
+LLAMA_CPP_CONVERTER=DIR points at another copy (a llama.cpp checkout) instead.
 
 Each export is written into a hidden `.NAME.partial` folder beside its destination and renamed into place
 when complete; a stale partial folder from a killed export is removed when the next one starts.
@@ -47,7 +49,7 @@ GGUF_FTYPES = {  # name: llama_ftype (llama.h, LLAMA_FTYPE_*)
     "f32": 0,
 }
 CONVERTER_TYPES = ("f32", "f16", "bf16")
-INSTALL_GGUF = "pip install -r requirements-gguf.txt && python -m recipe.export --get-converter"
+INSTALL_GGUF = "pip install -r requirements-gguf.txt"  # the converter follows at the first export (ensure_converter)
 # The smoke model's tokenizer is trained by recipe/smoke.py, so llama.cpp's table of known pre-tokenizers
 # (hashes of token ids, conversion/base.py get_vocab_base_pre) cannot list it. Its GGUF records Qwen's
 # label, the recipe's real family: llama.cpp then splits text the Qwen way, which is close to, but not
@@ -70,12 +72,45 @@ def check_export(how: str, quantization: str = "q4_k_m") -> None:
         raise SetupError(
             f"llama-cpp-python does not load ({type(e).__name__}: {str(e)[:300]}). Reinstall it: {INSTALL_GGUF}"
         ) from None
-    if not (converter_dir() / "convert_hf_to_gguf.py").exists():
+    ensure_converter()
+
+
+def ensure_converter() -> None:
+    """llama.cpp's converter in converter_dir(). When it is not there, unpack it from the installed
+    llama-cpp-python's source distribution, as --get-converter does, and say so; a SetupError with the
+    commands that do it by hand only when that fails (no network and nothing in pip's cache, say)."""
+    if (converter_dir() / "convert_hf_to_gguf.py").exists():
+        return
+    if os.environ.get("LLAMA_CPP_CONVERTER"):  # the user's own copy: never replaced by the pinned one
         raise SetupError(
-            f"--export gguf needs llama.cpp's converter, which is not in {converter_dir()}. Unpack it from the "
-            "pinned source distribution: python -m recipe.export --get-converter (or set LLAMA_CPP_CONVERTER to "
-            "a llama.cpp checkout)"
+            f"LLAMA_CPP_CONVERTER={os.environ['LLAMA_CPP_CONVERTER']} holds no convert_hf_to_gguf.py: point it at "
+            "a llama.cpp checkout, or unset it to use the converter of the pinned llama-cpp-python"
         )
+    version = llama_version()
+    print(
+        f"llama.cpp's converter is not in {converter_dir()} yet: unpacking it from llama-cpp-python {version}'s "
+        "source distribution (pip download; once)",
+        flush=True,
+    )
+    try:
+        get_converter()
+    except (OSError, subprocess.CalledProcessError, SetupError) as e:
+        why = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
+        raise SetupError(
+            f"--export gguf needs llama.cpp's converter, and it could not be fetched ({why}). Where pip reaches "
+            "PyPI: python -m recipe.export --get-converter. Offline: copy "
+            f"llama_cpp_python-{version}.tar.gz from a machine that has it (pip download --no-deps --no-binary "
+            f":all: llama-cpp-python=={version}) and run python -m recipe.export --get-converter FILE.tar.gz; or "
+            "set LLAMA_CPP_CONVERTER to a llama.cpp checkout"
+        ) from None
+
+
+def llama_version() -> str:
+    """The installed llama-cpp-python's version, "missing" when it is not installed."""
+    try:
+        return importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"
 
 
 def missing_packages() -> list[str]:
@@ -137,11 +172,7 @@ def converter_dir() -> Path:
     installed llama-cpp-python (same version, so converter and library agree on the format)."""
     if os.environ.get("LLAMA_CPP_CONVERTER"):
         return Path(os.environ["LLAMA_CPP_CONVERTER"]).expanduser()
-    try:
-        version = importlib.metadata.version("llama_cpp_python")
-    except importlib.metadata.PackageNotFoundError:
-        version = "missing"
-    return Path(sys.prefix) / "share" / f"llama-cpp-python-{version}"
+    return Path(sys.prefix) / "share" / f"llama-cpp-python-{llama_version()}"
 
 
 def write_gguf(merged: Path, folder: Path, quantization: str, pre_tokenizer: str | None = None) -> Path:
@@ -259,13 +290,12 @@ def write_modelfile(folder: Path, gguf_name: str, eos: str) -> Path:
 def get_converter(sdist: str = "") -> Path:
     """Unpack llama.cpp's converter from llama-cpp-python's source distribution into converter_dir():
     `sdist` (a .tar.gz on disk, for an offline machine), or the pinned one downloaded by pip."""
-    version = importlib.metadata.version("llama_cpp_python")  # PackageNotFoundError: install it first
+    version = llama_version()
+    if version == "missing":
+        raise SetupError(f"llama-cpp-python is not installed: {INSTALL_GGUF}")
     dest = converter_dir()
     with tempfile.TemporaryDirectory() as download:
-        if not sdist:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                            f"llama-cpp-python=={version}", "-d", download], check=True)  # fmt: skip
-            sdist = str(next(Path(download).glob("llama_cpp_python-*.tar.gz")))
+        sdist = sdist or str(download_sdist(version, Path(download)))
         import tarfile
 
         prefix = f"llama_cpp_python-{version}/vendor/llama.cpp/"
@@ -280,6 +310,20 @@ def get_converter(sdist: str = "") -> Path:
             archive.extractall(tmp, members=members, filter="data")
     print(f"llama.cpp's converter (llama-cpp-python {version}): {dest}")
     return dest
+
+
+def download_sdist(version: str, folder: Path) -> Path:
+    """llama-cpp-python==version's source distribution, by pip (its cache, else the index), into `folder`;
+    pip's output is kept for the error when it fails."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+               f"llama-cpp-python=={version}", "-d", str(folder)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SetupError(f"pip download failed: {(done.stderr or done.stdout).strip()[-300:]}")
+    found = sorted(folder.glob("llama_cpp_python-*.tar.gz"))
+    if not found:
+        raise SetupError(f"pip download gave no llama_cpp_python-{version}.tar.gz in {folder}")
+    return found[0]
 
 
 if __name__ == "__main__":

@@ -137,7 +137,7 @@ def colocate_share(settings: dict, need: dict, total: int) -> float:
             f"TRL's colocated vLLM needs {needed:.2f} of this GPU's {total / GIB:.1f} GiB ({breakdown}), and the "
             f"training copy of the model another {gib['weights']:.1f} GiB plus at least {TRAINING_HEADROOM_GIB:.0f} "
             "GiB to train in: they do not fit together. Instead: the Unsloth backend on one GPU (one copy of the "
-            "weights: --backend unsloth), vLLM on a GPU of its own (--vllm-mode server, see README.md), "
+            "weights: --backend unsloth), vLLM on a GPU of its own (--vllm-mode server, see docs/several-gpus.md), "
             "--fast-inference false, or a shorter --max-seq-length."
         )
     if room(given) < headroom:

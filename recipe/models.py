@@ -16,7 +16,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .data import chat_template
+from .data import chat_template, hub_unreachable
 from .errors import SetupError
 from .generation import vllm_available, vllm_off_reason  # noqa: F401 - vllm_available: recipe.models' API
 from .runs import atomic_path, cuda_oom_advice, world_size
@@ -68,7 +68,8 @@ def choose_backend(wanted: str, needs_gpu: bool) -> str:
     if not has_cuda and needs_gpu:
         check_libraries(why_not)  # advise --smoke only where it would run: the libraries must import here
         raise SetupError(
-            f"{why_not}\nThe real run trains a 4B model and needs a CUDA GPU (24 GB or more; see README.md).\n"
+            f"{why_not}\nThe real run trains a 4B model and needs a CUDA GPU (24 GB or more; see "
+            "docs/smaller-gpus-and-other-models.md).\n"
             "To run the whole recipe on this machine with a tiny model instead: python train_grpo.py --smoke\n"
             "To check your settings and data first, on this machine: python train_grpo.py --check"
         )
@@ -132,7 +133,7 @@ def import_unsloth() -> None:
 CPU_SETUP = (
     "python3 -m venv .venv-cpu && . .venv-cpu/bin/activate && "
     "pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements-test.txt"
-)  # the CPU build of torch (192 MB) rather than PyPI's CUDA one (2.7 GB with its libraries); README.md
+)  # the CPU build of torch (192 MB) rather than PyPI's CUDA one (2.7 GB with its libraries); docs/setup.md
 
 
 def check_libraries(no_gpu: str = "") -> None:
@@ -242,9 +243,19 @@ def load_tokenizer(model_name: str, trust_remote_code: bool = False):
     """The tokenizer alone (cheap), with the recipe's chat template, so data checks run before the model."""
     from transformers import AutoTokenizer
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_name, trust_remote_code=trust_remote_code)
+    unreachable = None if Path(model_name).expanduser().exists() else hub_unreachable()
+    try:  # without the hub, this machine's cache at once instead of retries (transformers' local_files_only)
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_name, trust_remote_code=trust_remote_code, local_files_only=bool(unreachable)
+        )
     except Exception as e:  # noqa: BLE001 - offline, typo, gated: say which name and how to fix it
+        if unreachable:
+            raise SetupError(
+                f"the tokenizer of {model_name!r} is not in this machine's Hugging Face cache, and the hub cannot "
+                f"be reached ({unreachable}). Download the model where there is a network (hf download NAME "
+                "--local-dir DIR) and pass --model-name DIR; python train_grpo.py --smoke runs the recipe with "
+                "its own tiny model."
+            ) from None
         raise SetupError(
             f"could not load the tokenizer of {model_name!r}: {type(e).__name__}: {str(e)[:300]}\n"
             "If this machine cannot reach the Hugging Face Hub, download the model elsewhere "

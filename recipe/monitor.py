@@ -35,6 +35,7 @@ COMPLETIONS_FILE = "completions.jsonl"
 GROUPS_PER_LINE_STEP = 2  # groups (one prompt with all its completions) written per sampled step
 MAX_COMPLETION_CHARS = 4000  # longer completions are cut (the tail, where the answer is, is kept)
 MAX_COMPLETIONS_MB = 64  # the file stops growing here, whatever the run's length
+STEP_LINES = {"priming": 20}  # stages of quick steps: about this many step lines in all, not one per step
 
 
 def headline(text: str) -> None:
@@ -98,10 +99,12 @@ def _percent(value) -> str:
 class StepLines:
     """One line per logged step: step / total, elapsed and remaining time, and what says most about the
     stage: priming's loss; GRPO's reward, the share of completions cut at the length limit, the share of
-    groups whose completions all scored the same (no signal), and the latest held-out accuracy."""
+    groups whose completions all scored the same (no signal), and the latest held-out accuracy. A stage in
+    STEP_LINES prints every few steps and its last (every step still reaches the log history)."""
 
     def __init__(self, stage: str):
         self.stage = stage
+        self.lines = STEP_LINES.get(stage)
         self.started = time.monotonic()
         self.first_step = 0
         self.latest_heldout: tuple[int, float] | None = None
@@ -129,6 +132,9 @@ class StepLines:
             print(f"{self.stage} done: {state.global_step} steps, {_clock(logs['train_runtime'])}", flush=True)
             return
         if "loss" not in logs:
+            return
+        every = math.ceil(state.max_steps / self.lines) if self.lines else 1
+        if state.global_step % every and state.global_step != state.max_steps:
             return
         done = state.global_step - self.first_step
         elapsed = time.monotonic() - self.started

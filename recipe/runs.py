@@ -1,6 +1,7 @@
 """The run folder: where a run writes, how it resumes, and how it stops safely.
 
-OUTPUT_DIR/RUN_NAME holds status.json (training | interrupted | finished), config.json, checkpoints/,
+OUTPUT_DIR/RUN_NAME holds status.json (training | interrupted | finished; a stop also records the signal,
+the checkpoint and the message it printed, which the next start repeats), config.json, checkpoints/,
 the adapters, the log and the report. A finished run is never overwritten; an unfinished one resumes
 from its newest complete checkpoint when the same command runs again. Under several processes only the
 main one writes.
@@ -244,10 +245,16 @@ def set_aside(folder: Path, why: str) -> Path:
 
 
 def run_status(run_dir: Path) -> str | None:
+    return status_record(run_dir).get("status")
+
+
+def status_record(run_dir: Path) -> dict:
+    """status.json as written by set_status, or {} when there is none (or it cannot be read)."""
     try:
-        return json.loads((run_dir / "status.json").read_text())["status"]
-    except (OSError, ValueError, KeyError):
-        return None
+        record = json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def set_status(run_dir: Path, status: str, **extra) -> None:
@@ -281,11 +288,15 @@ def prepare_run_dir(output_dir: str, run_name: str, if_finished: str) -> tuple[P
             n += 1
         print(f"{run_dir} holds a finished run; this one goes to {run_dir}-{n}")
         run_dir = output / f"{run_name}-{n}"
+    earlier = status_record(run_dir)  # how the last start of this run ended, if it did
     if is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         set_aside_incomplete(run_dir)
     resume = latest_checkpoint(run_dir)
-    if resume is None and run_status(run_dir) in ("training", "interrupted") and is_main_process():
+    if earlier.get("signal") and is_main_process():  # its own message may have gone with a closed pipe
+        saved = f", saved at {Path(earlier['checkpoint']).name}" if earlier.get("checkpoint") else ", nothing saved"
+        say(f"the last start of this run was stopped by {earlier['signal']} ({earlier.get('time', '?')}){saved}")
+    if resume is None and earlier.get("status") in ("training", "interrupted") and is_main_process():
         say(
             f"{run_dir} holds an earlier start that stopped before its first complete checkpoint: "
             "this run starts over from the beginning, format priming included"
@@ -314,6 +325,21 @@ def cuda_oom_advice(settings: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- stopping on a signal
+def record_stop(run_dir: Path, signal_name: str, checkpoint: str | None, adapter: Path | None = None) -> None:
+    """Mark the run interrupted and say how to go on, in status.json as well as on the screen: a Ctrl-C
+    that also ends `tee` takes the screen's copy with it. The next start says how the last one ended."""
+    again = "run the same command again: " + " ".join(["python", *sys.argv])
+    if checkpoint:
+        message = f"stopped by {signal_name} and saved: checkpoint {checkpoint}, adapter {adapter}\nto resume, {again}"
+    else:  # a stop before the first checkpoint: during format priming
+        message = (
+            f"{signal_name} during format priming: nothing saved yet. To start over (priming takes minutes, not "
+            f"hours), {again}"
+        )
+    set_status(run_dir, "interrupted", checkpoint=checkpoint, signal=signal_name, message=message)
+    say("\n" + message)
+
+
 def say(text: str) -> None:
     """print() that never raises: with `... | tee log`, Ctrl-C ends tee too, and the run must still save."""
     try:

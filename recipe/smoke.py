@@ -1,4 +1,4 @@
-"""The smoke run: the whole recipe offline on a CPU in a minute or two, with a tiny random Qwen3 built
+"""The smoke run: the whole recipe offline on a CPU in a few minutes, with a tiny random Qwen3 built
 here, saved to a folder and then loaded by path exactly as the real model is, on every backend.
 With --model-name DIR the smoke run trains DIR instead (a small local model, checked on a CPU before a
 GPU is rented); the tiny Qwen3 is only the default.
@@ -23,7 +23,7 @@ EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 
 # --smoke replaces these defaults of train_grpo.py (an explicit --name VALUE still wins).
-# Tuned on 2 CPU cores so that held-out accuracy rises clearly in both stages (see tests and README).
+# Tuned on 2 CPU cores so that held-out accuracy rises clearly in both stages (see tests and docs/smoke-run.md).
 SMOKE_SETTINGS = {
     "max_seq_length": 256,
     "max_completion_length": 40,  # a worked answer is 22 tokens; room to ramble, not to waste time

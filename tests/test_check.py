@@ -37,6 +37,27 @@ def test_smoke_check_reports_the_data_and_writes_nothing(tmp_path, no_machine, c
     assert not (tmp_path / "out").exists()
 
 
+def test_check_without_the_hub_stops_at_once_and_says_so_once(tmp_path, no_machine, capsys, monkeypatch):
+    """The recipe's two hub datasets, the hub unreachable: both named, no download tried, the offline advice
+    (local files for both, --check --smoke) given once."""
+    import datasets
+
+    from recipe import data
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(data, "probe_hub", lambda endpoint: f"{endpoint}: ConnectError: unreachable")
+
+    def not_cached(*args, **kwargs):  # datasets in offline mode, with nothing in its cache
+        raise ConnectionError("Couldn't reach the Hugging Face Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", not_cached)
+    assert train_grpo.main(["--check", "--model-name", str(tmp_path / "no-model")]) == 2
+    err = capsys.readouterr().err
+    assert "'open-r1/DAPO-Math-17k-Processed' is a Hugging Face Hub name, and the hub cannot be reached" in err
+    assert "'unsloth/OpenMathReasoning-mini' is a Hugging Face Hub name" in err
+    assert err.count("--check --dataset FILE --priming-dataset FILE") == 1 and "--check --smoke" in err
+
+
 def test_check_needs_no_gpu_and_reports_every_problem_at_once(tmp_path, no_machine, capsys):
     """Without --smoke and without the model's tokenizer: the data is still checked, every problem named."""
     write_rows(tmp_path / "cols.jsonl", [{"q": "1+1?", "a": "2"}])

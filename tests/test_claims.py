@@ -1,5 +1,5 @@
-"""README claims that no module's own tests cover, each checked so that the test fails when the claim is
-false: model code runs only with --trust-remote-code true; several processes switch to transformers;
+"""Claims of the README and docs/ that no module's own tests cover, each checked so that the test fails when
+the claim is false: model code runs only with --trust-remote-code true; several processes switch to transformers;
 the rewards stay within -10 and 13; and, in a shortened run into the folder of a finished one, --if-finished new,
 --max-train-rows, --eval-dataset and --reward-weights end to end."""
 
@@ -115,7 +115,7 @@ WORST = f"{SOLUTION_START}x{SOLUTION_END} and again {SOLUTION_START}none{SOLUTIO
 
 
 def test_reward_bounds_are_reached():
-    """README: a completion doing exactly what the system prompt asks earns 13.0; the minimum is -10.0
+    """docs/rewards.md: a completion doing exactly what the system prompt asks earns 13.0; the minimum is -10.0
     (no exact format, every tag missing or repeated, an answer that is not a number)."""
     best = f"17 + 17 = 34{REASONING_END}{SOLUTION_START}34{SOLUTION_END}"
     assert total_reward(best, "34") == 13.0 == rewards.MAX_REWARD

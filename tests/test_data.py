@@ -148,6 +148,67 @@ def test_a_hub_name_still_goes_to_the_hub(monkeypatch, tmp_path):
         load_table("openai/gsm8k", "main")
 
 
+def test_an_unreachable_hub_is_not_waited_for(monkeypatch, tmp_path):
+    """No retries against a hub that is not there: the cache is read in offline mode (what datasets itself
+    falls back to after its retries, datasets/load.py), and when the dataset is not there either the refusal
+    names the local-file form of --check with --priming-dataset, the offline variables and --check --smoke."""
+    import datasets
+    import huggingface_hub.constants
+
+    from recipe import data
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # a user's machine: online mode (the tests set offline)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(data, "probe_hub", lambda endpoint: f"{endpoint}: ConnectError: unreachable")
+    asked = []
+
+    def from_cache(source, *args, **kwargs):  # datasets in offline mode: the cache, or an error at once
+        asked.append((source, datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.is_offline_mode()))
+        if source == "cached/set":
+            return "the cached table"
+        raise ConnectionError(f"Couldn't reach the Hugging Face Hub for dataset '{source}'")
+
+    monkeypatch.setattr(datasets, "load_dataset", from_cache)
+    assert load_table("cached/set") == "the cached table"
+    with pytest.raises(SetupError) as refused:
+        load_table("open-r1/DAPO-Math-17k-Processed", "en")
+    assert asked == [("cached/set", True, True), ("open-r1/DAPO-Math-17k-Processed", True, True)]
+    assert not datasets.config.HF_HUB_OFFLINE and not huggingface_hub.constants.is_offline_mode()  # restored
+    message = str(refused.value)
+    assert "cannot be reached" in message and "ConnectError: unreachable" in message and "nor is it in" in message
+    for advice in ("HF_HUB_OFFLINE=1", "--dataset FILE --priming-dataset FILE", "--check --smoke", "hf download"):
+        assert advice in message
+
+
+def test_the_hub_probe_tells_an_answer_from_none(monkeypatch):
+    """A closed port is unreachable; any HTTP answer (a 404 here) is a hub that is there; offline mode asks
+    nothing. All on this machine: no network."""
+    import http.server
+    import socket
+    import threading
+
+    from recipe import data
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: refused at once
+    assert "ConnectError" in data.probe_hub(f"http://127.0.0.1:{port}")
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # answers 501
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        assert data.probe_hub(f"http://127.0.0.1:{server.server_address[1]}") is None
+    finally:
+        server.server_close()
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(data, "probe_hub", lambda endpoint: pytest.fail("probed in offline mode"))
+    assert data.hub_unreachable() is None
+
+
 def test_long_prompts_are_dropped_and_the_rest_kept(tiny_tokenizer, tmp_path):
     """The filter keeps exactly the prompts at or under the limit, in their order, and drops every longer one."""
     problems = [
@@ -165,7 +226,8 @@ def test_long_prompts_are_dropped_and_the_rest_kept(tiny_tokenizer, tmp_path):
 
 
 def test_priming_keeps_only_rows_with_a_numeric_answer(tiny_tokenizer, tmp_path):
-    """README: for the primer, only rows with a numeric answer are kept (the bundled primer is all numeric)."""
+    """--help, --priming-answer-column: only primer rows with a numeric answer are kept (the bundled primer is all
+    numeric)."""
     answers = ["7", "x + 1", "-3", r"\sqrt{2}", "1/2", "(1, 2)", "1,000", "A", r"\frac{3}{4}", "two"]
     numeric = {"7", "-3", "1/2", "1,000", r"\frac{3}{4}"}
     primer = [

@@ -53,6 +53,70 @@ def test_a_failed_export_leaves_no_finished_folder(tmp_path):
     assert (folder / "model.safetensors").read_text() == "complete"
 
 
+def fake_sdist(folder: Path, version: str) -> Path:
+    """A source distribution laid out as llama-cpp-python's: llama.cpp vendored, its converter inside."""
+    import tarfile
+
+    vendor = folder / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
+    for name in ("convert_hf_to_gguf.py", "conversion/base.py", "gguf-py/gguf/__init__.py", "src/llama.cpp"):
+        (vendor / name).parent.mkdir(parents=True, exist_ok=True)
+        (vendor / name).write_text(f"# {name}\n")
+    sdist = folder / f"llama_cpp_python-{version}.tar.gz"
+    with tarfile.open(sdist, "w:gz") as archive:
+        archive.add(folder / f"llama_cpp_python-{version}", arcname=f"llama_cpp_python-{version}")
+    return sdist
+
+
+@pytest.fixture
+def no_converter(tmp_path, monkeypatch):
+    """llama-cpp-python 0.3.36 installed (as far as the export asks), its converter not yet unpacked."""
+    monkeypatch.delenv("LLAMA_CPP_CONVERTER", raising=False)
+    monkeypatch.setattr(export, "llama_version", lambda: "0.3.36")
+    monkeypatch.setattr(export, "converter_dir", lambda: tmp_path / "share" / "llama-cpp-python-0.3.36")
+    return tmp_path / "share" / "llama-cpp-python-0.3.36"
+
+
+def test_a_missing_converter_is_fetched_by_the_export_itself(tmp_path, no_converter, monkeypatch, capsys):
+    """From the pinned source distribution (a stand-in for pip's download), saying so; only the converter,
+    its package and gguf-py are kept; a second export finds it and fetches nothing."""
+    downloads = []
+
+    def download(version, folder):
+        downloads.append(version)
+        return fake_sdist(folder, version)
+
+    monkeypatch.setattr(export, "download_sdist", download)
+    export.ensure_converter()
+    assert downloads == ["0.3.36"]
+    said = capsys.readouterr().out
+    assert "llama.cpp's converter is not in" in said
+    assert "unpacking it from llama-cpp-python 0.3.36's source distribution" in said
+    kept = sorted(str(p.relative_to(no_converter)) for p in no_converter.rglob("*") if p.is_file())
+    assert kept == ["conversion/base.py", "convert_hf_to_gguf.py", "gguf-py/gguf/__init__.py"]
+    export.ensure_converter()
+    assert downloads == ["0.3.36"] and capsys.readouterr().out == ""
+
+
+def test_a_converter_that_cannot_be_fetched_ends_with_the_commands(no_converter, monkeypatch):
+    def offline(version, folder):
+        raise export.SetupError("pip download failed: ERROR: No matching distribution found (no network)")
+
+    monkeypatch.setattr(export, "download_sdist", offline)
+    with pytest.raises(export.SetupError) as refused:
+        export.ensure_converter()
+    message = str(refused.value)
+    assert "could not be fetched (pip download failed: ERROR: No matching distribution found" in message
+    assert "python -m recipe.export --get-converter FILE.tar.gz" in message and "LLAMA_CPP_CONVERTER" in message
+    assert not no_converter.exists()  # nothing half unpacked
+
+
+def test_a_users_own_converter_folder_is_never_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLAMA_CPP_CONVERTER", str(tmp_path / "checkout"))
+    monkeypatch.setattr(export, "download_sdist", lambda *a: pytest.fail("fetched over the user's own converter"))
+    with pytest.raises(export.SetupError, match="LLAMA_CPP_CONVERTER=.*holds no convert_hf_to_gguf.py"):
+        export.ensure_converter()
+
+
 def test_modelfile_carries_the_recipes_chat_format(tmp_path):
     """Ollama's template gives, for one question, the text the recipe's Jinja template gives."""
     from jinja2 import Template

@@ -43,6 +43,35 @@ def test_smoke_model_loads_by_path_like_any_model(smoke_model_dir):
     assert build_smoke_model(models.Path(smoke_model_dir), [], seed=1) == smoke_model_dir  # built once, then reused
 
 
+def test_a_hub_tokenizer_without_the_hub_comes_from_the_cache_or_not_at_all(monkeypatch, tiny_tokenizer, tmp_path):
+    """The hub unreachable: the cache is asked at once (local_files_only), and a tokenizer not in it is refused
+    with what to do instead of retried; a local folder never asks about the hub."""
+    from transformers import AutoTokenizer
+
+    from recipe import data
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(data, "probe_hub", lambda endpoint: f"{endpoint}: ConnectError: unreachable")
+    (tmp_path / "local-model").mkdir()
+    asked = []
+
+    def from_cache(name, **kwargs):
+        asked.append((name, kwargs["local_files_only"]))
+        if name in ("cached/model", "local-model"):
+            return tiny_tokenizer
+        raise OSError(f"{name} is not in the cache")
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", from_cache)
+    assert load_tokenizer("cached/model") is tiny_tokenizer
+    with pytest.raises(SetupError) as refused:
+        load_tokenizer("unsloth/Qwen3-4B-Base")
+    assert "cannot be reached" in str(refused.value) and "--model-name DIR" in str(refused.value)
+    monkeypatch.setattr(data, "probe_hub", lambda endpoint: pytest.fail("a local folder asked about the hub"))
+    assert load_tokenizer("local-model") is tiny_tokenizer
+    assert asked == [("cached/model", True), ("unsloth/Qwen3-4B-Base", True), ("local-model", False)]
+
+
 def test_smoke_model_can_end_its_answer(smoke_model_dir):
     """End-of-text has its own non-zero embedding row (padding has another), so its logit moves with
     the LoRA weights: a model whose eos row is the zeroed padding row can never learn to stop."""

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 import rewards
-from recipe.monitor import CompletionSamples, StepLines, keep_until
+from recipe.monitor import STEP_LINES, CompletionSamples, StepLines, keep_until
 from recipe.report import training_warnings
 
 
@@ -44,8 +44,22 @@ def test_heldout_point_is_a_headline_and_becomes_the_latest(capsys):
 def test_priming_line_shows_the_loss(capsys):
     lines = StepLines("priming")
     lines.on_train_begin(None, state(0, max_steps=192), None)
-    lines.on_log(None, state(7, max_steps=192), None, logs={"loss": 1.2345, "mean_token_accuracy": 0.4})
-    assert capsys.readouterr().out.startswith("priming   7/192  ")
+    lines.on_log(None, state(20, max_steps=192), None, logs={"loss": 1.2345, "mean_token_accuracy": 0.4})
+    assert capsys.readouterr().out.startswith("priming  20/192  ")
+
+
+@pytest.mark.parametrize("max_steps", [192, 5, 21])
+def test_priming_prints_a_few_step_lines_and_grpo_every_one(capsys, max_steps):
+    """Priming's steps take a fraction of a second: about STEP_LINES of them are shown, always the last;
+    every GRPO step is."""
+    for stage, expected in (("priming", STEP_LINES["priming"]), ("GRPO", max_steps)):
+        lines = StepLines(stage)
+        lines.on_train_begin(None, state(0, max_steps=max_steps), None)
+        for step in range(1, max_steps + 1):
+            lines.on_log(None, state(step, max_steps=max_steps), None, logs={"loss": 0.5, "reward": 1.0})
+        shown = capsys.readouterr().out.splitlines()
+        assert len(shown) <= min(expected, max_steps) + 1 and shown[-1].startswith(f"{stage} {max_steps}/")
+        assert len(shown) >= min(expected, max_steps) // 2  # a few, not one
 
 
 def test_other_processes_print_nothing(capsys):

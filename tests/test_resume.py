@@ -108,12 +108,14 @@ def test_a_run_stopped_every_way_resumes_to_the_unbroken_result(tmp_path, quick_
     run.stdout.close()  # tee is the pipe's only reader
     said = read_until(tee.stdout, "hook: waiting at grpo step 3")
     assert "stopped before its first complete checkpoint: this run starts over" in said  # after step 1
+    assert "the last start of this run was stopped by SIGTERM (" in said and "), nothing saved" in said
     os.killpg(run.pid, signal.SIGINT)
     tee.stdout.read()
     assert tee.wait(timeout=60) == -signal.SIGINT  # the reader is gone
     assert run.wait(timeout=300) == 130
     status = read_json(run_dir / "status.json")
-    assert status == dict(status, status="interrupted", checkpoint=str(checkpoints / "checkpoint-3"))
+    assert status == dict(status, status="interrupted", checkpoint=str(checkpoints / "checkpoint-3"), signal="SIGINT")
+    assert "to resume, run the same command again: python " in status["message"]  # where the closed pipe lost it
     assert checkpoint_problem(checkpoints / "checkpoint-3") is None  # step 3: not a multiple of save_steps
     assert_same_weights(lora(run_dir / "adapter"), lora(checkpoints / "checkpoint-3"))
     assert [h["step"] for h in grpo_steps(run_dir)] == [1, 2, 3]

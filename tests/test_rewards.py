@@ -506,7 +506,7 @@ SUMS_AND_RADICALS = [
     ("\\sqrt{3 + 2\\sqrt{2}}", "1 + \\sqrt{3}", False),  # a wrong denesting
 ]
 
-DECISIONS = [  # the ambiguous cases, decided once (the verifier's docstring and README.md say the same)
+DECISIONS = [  # the ambiguous cases, decided once (the verifier's docstring and docs/rewards.md say the same)
     ("1,000", "1000", True),  # digits grouped by three: a thousands separator
     ("1,5", "1.5", False),  # a comma never marks decimals...
     ("1,5", "1, 5", True),  # ...it separates answers

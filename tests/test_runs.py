@@ -4,6 +4,7 @@ kill at any moment leaves (incomplete checkpoints, atomic writes, a full disk, a
 import errno
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from recipe.runs import (
     make_guard,
     new_folder_beside,
     prepare_run_dir,
+    record_stop,
     set_aside_incomplete,
     train_guarded,
     write_json,
@@ -186,6 +188,27 @@ def test_a_run_stopped_before_its_first_checkpoint_says_it_starts_over(tmp_path,
     assert prepare_run_dir(str(tmp_path), "fresh", "refuse")[1] is None
     assert "starts over" not in capsys.readouterr().out  # a new run is not "starting over"
 
+
+@pytest.mark.parametrize("checkpoint", ["checkpoint-3", None])
+def test_a_stop_is_told_in_status_json_and_again_at_the_next_start(tmp_path, capsys, monkeypatch, checkpoint):
+    """The stop message reaches status.json, not only a screen (or a `tee` that the same Ctrl-C ended), and
+    the next start of the same run says how the last one ended; a start after that says nothing of it."""
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    if checkpoint:
+        checkpoint = str(make_checkpoint(run_dir / "checkpoints" / checkpoint, 3))
+    monkeypatch.setattr(sys, "argv", ["train_grpo.py", "--max-steps", "4"])
+    record_stop(run_dir, "SIGINT", checkpoint, run_dir / "adapter")
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["signal"] == "SIGINT" and status["checkpoint"] == checkpoint
+    assert "run the same command again: python train_grpo.py --max-steps 4" in status["message"]
+    assert status["message"] in capsys.readouterr().out
+    assert prepare_run_dir(str(tmp_path), "run", "refuse")[1] == checkpoint
+    saved = "saved at checkpoint-3" if checkpoint else "nothing saved"
+    assert f"the last start of this run was stopped by SIGINT ({status['time']}), {saved}" in capsys.readouterr().out
+    write_json(run_dir / "status.json", {"status": "training"})  # what that start writes once it goes on
+    prepare_run_dir(str(tmp_path), "run", "refuse")
+    assert "stopped by" not in capsys.readouterr().out
 
 def test_atomic_path_replaces_whole_or_not_at_all(tmp_path):
     target = tmp_path / "adapter"
@@ -357,6 +380,30 @@ def test_a_signal_saves_even_when_the_output_pipe_is_closed(tmp_path):
     child.send_signal(signal.SIGINT)
     assert child.wait(timeout=30) == 130, child.stderr.read()
     assert (tmp_path / "saved").read_text() == "saved" and child.stderr.read() == ""
+
+
+def test_tee_i_keeps_what_the_run_prints_while_it_stops(tmp_path):
+    """The README's `python train_grpo.py 2>&1 | tee -i log`: Ctrl-C reaches the whole pipeline (a terminal's
+    process group, here made by hand), `tee -i` ignores it and reads on, so the stop message reaches the log."""
+
+    def as_in_a_terminal():  # Ctrl-C's default action, whatever this test process was started with
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(hold=False), str(tmp_path / "saved")], cwd=ROOT, env=offline_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, process_group=0, preexec_fn=as_in_a_terminal,
+    )  # fmt: skip
+    tee = subprocess.Popen(
+        ["tee", "-i", str(tmp_path / "log")], stdin=child.stdout, stdout=subprocess.PIPE, text=True,
+        process_group=child.pid, preexec_fn=as_in_a_terminal,
+    )  # fmt: skip
+    child.stdout.close()  # tee is the pipe's only reader
+    assert tee.stdout.readline() == "ready\n"
+    os.killpg(child.pid, signal.SIGINT)
+    rest = tee.stdout.read()
+    assert child.wait(timeout=30) == 130 and tee.wait(timeout=30) == 0
+    assert "SIGINT: finishing this step" in rest and rest.endswith("stopped and saved\n")
+    assert (tmp_path / "log").read_text().endswith("stopped and saved\n")
 
 
 def test_a_second_ctrl_c_quits_at_once(tmp_path):

@@ -4,7 +4,7 @@
     (True, False)
 
 A wrong verdict is a wrong training signal, and a wrong answer that is paid is the worse of the two
-(GRPO learns to exploit it), so every rule below refuses when in doubt. README.md ("What counts as
+(GRPO learns to exploit it), so every rule below refuses when in doubt. docs/rewards.md ("What counts as
 equal") has the same rules as a table; tests/test_verifier.py has a table of cases for each kind.
 
 1. Cleaning removes only what cannot change a value, from closed lists: `$...$`, `\\boxed{}` (several
