@@ -53,6 +53,7 @@ from recipe.export import check_export, export_model
 from recipe.models import (
     choose_backend,
     load_model,
+    lora_before_loading,
     load_tokenizer,
     lora_coverage,
     save_adapter,
@@ -221,6 +222,9 @@ def run(S: dict) -> Path:
         )
     eval_problems = eval_set(S, heldout)
 
+    if not smoke_model:  # LoRA targets that match nothing stop the run here, from the config, before any folder
+        with main_process_first():
+            planned = lora_before_loading(S)
     # The data passed: only now the run folder (and --smoke's tiny random Qwen3, loaded by path like any model)
     run_dir, resume = prepare_run_dir(S["output_dir"], S["run_name"], S["if_finished"])
     S["run_name"] = run_dir.name
@@ -235,6 +239,8 @@ def run(S: dict) -> Path:
     resolved = dict(
         S, backend=backend, max_prompt_length=max_prompt_length, max_completion_length=max_completion_length
     )
+    if not smoke_model:  # config.json: the targets resolved for this model, not the default names (which it records too)
+        resolved.update(lora_targets=",".join(planned["targets"]), lora_targets_asked=S["lora_targets"])
     if is_main_process():
         write_json(run_dir / "config.json", resolved)
         with atomic_path(run_dir / "heldout.jsonl") as tmp:  # whole or not at all, as every file the run writes
@@ -255,6 +261,7 @@ def run(S: dict) -> Path:
             with main_process_first():
                 model, tokenizer = load_model(S, backend, tokenizer)
             resolved["lora"] = lora_coverage(model)  # the layers actually wrapped, written to config.json below
+            resolved.update(lora_targets=",".join(resolved["lora"]["wrapped_modules"]), lora_targets_asked=S["lora_targets"])
 
             # 4. format priming: a short supervised pass on worked solutions in the tag format
             if priming_rows is not None and not resume:  # a resumed run was primed before its checkpoints
@@ -301,7 +308,13 @@ def run(S: dict) -> Path:
             train_guarded(trainer, guard, run_dir, resume)
             history += trainer.state.log_history
     except torch.OutOfMemoryError:
+        if is_main_process():
+            set_status(run_dir, "stopped", reason="out of GPU memory")
         raise SetupError(cuda_oom_advice(S)) from None
+    except SetupError as e:  # a refusal after the folder was made: it must not read as a run still training
+        if is_main_process():
+            set_status(run_dir, "stopped", reason=str(e).splitlines()[0])
+        raise
     if not is_main_process():
         return run_dir
     write_json(run_dir / "log_history.json", history)

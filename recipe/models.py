@@ -307,7 +307,7 @@ def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = No
     if backend == "unsloth":
         return _load_unsloth(settings, adapter)  # Unsloth loads (and may fix) its own tokenizer
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM, BitsAndBytesConfig
 
     cuda = torch.cuda.is_available()
@@ -332,18 +332,8 @@ def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = No
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
     if adapter:
         return PeftModel.from_pretrained(model, adapter, is_trainable=False), tokenizer
-    targets = lora_targets(model, settings)
-    lora = LoraConfig(
-        r=settings["lora_rank"],
-        lora_alpha=settings["lora_alpha"],
-        lora_dropout=0.0,
-        bias="none",
-        target_modules=targets.modules,
-        target_parameters=targets.parameters or None,
-        task_type="CAUSAL_LM",
-    )
     torch.manual_seed(settings["seed"])
-    model = get_peft_model(model, lora)
+    model = get_peft_model(model, lora_config(settings, lora_targets(model, settings)))
     print_coverage(lora_coverage(model))
     if cuda:
         model.gradient_checkpointing_enable()
@@ -466,6 +456,36 @@ def lora_targets(model, settings: dict) -> LoraTargets:
     return chosen
 
 
+def lora_config(settings: dict, targets: LoraTargets):
+    """PEFT's LoRA config for these targets: one place, for the run and for --check's dry run alike."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings["lora_rank"],
+        lora_alpha=settings["lora_alpha"],
+        lora_dropout=0.0,
+        bias="none",
+        target_modules=targets.modules,
+        target_parameters=targets.parameters or None,
+        task_type="CAUSAL_LM",
+    )
+
+
+def planned_lora(model, settings: dict) -> dict:
+    """lora_coverage of LoRA applied as the run would apply it, to a model built without weights
+    (model_skeleton): what --check reports and the run refuses before it writes anything. Raises SetupError
+    for targets that match nothing."""
+    import contextlib
+    import io
+
+    from peft import get_peft_model
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the run itself prints what lora_targets decided
+        targets = lora_targets(model, settings)
+    coverage = lora_coverage(get_peft_model(model, lora_config(settings, targets)))
+    return {"targets": targets.names(), **coverage}
+
+
 def model_skeleton(model_name: str, trust_remote_code: bool = False, local_only: bool = False):
     """The model's modules built from its config alone, on the meta device: no weights read, no memory
     taken. For checking LoRA targets before anything heavy loads. Raises OSError or ValueError when the
@@ -476,6 +496,14 @@ def model_skeleton(model_name: str, trust_remote_code: bool = False, local_only:
     config = AutoConfig.from_pretrained(model_name, trust_remote_code=trust_remote_code, local_files_only=local_only)
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+
+
+def lora_before_loading(settings: dict) -> dict:
+    """planned_lora for the run, before its folder exists: the model built from its config (fetched from the
+    hub when not local: a few KB), so targets that match nothing cost seconds and leave nothing behind."""
+    with advice_on_load_failure(settings["model_name"], settings):
+        model = model_skeleton(settings["model_name"], settings["trust_remote_code"])
+    return planned_lora(model, settings)
 
 
 def lora_coverage(model) -> dict:

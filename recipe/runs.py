@@ -1,6 +1,6 @@
 """The run folder: where a run writes, how it resumes, and how it stops safely.
 
-OUTPUT_DIR/RUN_NAME holds status.json (training | interrupted | finished), config.json, checkpoints/,
+OUTPUT_DIR/RUN_NAME holds status.json (training | interrupted | stopped | finished), config.json, checkpoints/,
 the adapters, the log and the report. A finished run is never overwritten; an unfinished one resumes
 from its newest complete checkpoint when the same command runs again. Under several processes only the
 main one writes.
@@ -285,7 +285,7 @@ def prepare_run_dir(output_dir: str, run_name: str, if_finished: str) -> tuple[P
         run_dir.mkdir(parents=True, exist_ok=True)
         set_aside_incomplete(run_dir)
     resume = latest_checkpoint(run_dir)
-    if resume is None and run_status(run_dir) in ("training", "interrupted") and is_main_process():
+    if resume is None and run_status(run_dir) in ("training", "interrupted", "stopped") and is_main_process():
         say(
             f"{run_dir} holds an earlier start that stopped before its first complete checkpoint: "
             "this run starts over from the beginning, format priming included"

@@ -1,12 +1,17 @@
-"""Other model families than Qwen: tiny random Llama, Gemma 3, Phi-3 and Qwen3 models, each built here with
-its family's special tokens (no download), run through the recipe on CPU (`--smoke --model-name DIR`:
-priming, two GRPO steps, the comparison), with every generate() call and the priming inputs recorded.
+"""Other model families than Qwen: tiny random models of nine families, each built here with its family's
+special tokens (no download), run through the recipe on CPU (`--smoke --model-name DIR`: priming, two GRPO
+steps, the comparison), with every generate() call and the priming inputs recorded.
 
 What each family probes:
-- llama:  a tokenizer that puts <|begin_of_text|> before plain text, no padding token (pad = eos)
-- gemma3: <bos> added, and an extra end token (<end_of_turn>) in the model's generation config
-- phi3:   a bos declared but not added, an extra end token (<|end|>), fused qkv_proj and gate_up_proj
-- qwen3:  no bos at all (the recipe's own family)
+- llama:    a tokenizer that puts <|begin_of_text|> before plain text, no padding token (pad = eos)
+- llama3:   the same, with Llama 3's end list in the generation config (<|end_of_text|>, <|eot_id|>)
+- mistral:  <s> added before plain text, no padding token
+- gemma2:   <bos> added, <end_of_turn>, and attention scores soft-capped (eager attention computes that)
+- gemma3:   <bos> added, and an extra end token (<end_of_turn>) in the model's generation config
+- olmo2:    no bos, a padding token of its own, norms after attention and MLP
+- phi3:     a bos declared but not added, an extra end token (<|end|>), fused qkv_proj and gate_up_proj
+- qwen3:    no bos at all (the recipe's own family)
+- qwen3moe: a mixture of experts whose expert weights are fused 3-D parameters, not Linear layers
 """
 
 import json
@@ -26,9 +31,18 @@ FAMILIES = {
     "gemma3": dict(bos="<bos>", eos="<eos>", pad="<pad>", end="<end_of_turn>", adds_bos=True),
     "phi3": dict(bos="<s>", eos="<|endoftext|>", pad=None, end="<|end|>", adds_bos=False),
     "qwen3": dict(bos=None, eos="<|endoftext|>", pad="<|pad|>", end=None, adds_bos=False),
+    "llama3": dict(bos="<|begin_of_text|>", eos="<|end_of_text|>", pad=None, end="<|eot_id|>", adds_bos=True),
+    "mistral": dict(bos="<s>", eos="</s>", pad=None, end=None, adds_bos=True),
+    "gemma2": dict(bos="<bos>", eos="<eos>", pad="<pad>", end="<end_of_turn>", adds_bos=True),
+    "olmo2": dict(bos=None, eos="<|endoftext|>", pad="<|pad|>", end=None, adds_bos=False),
+    "qwen3moe": dict(bos=None, eos="<|endoftext|>", pad="<|pad|>", end=None, adds_bos=False),
 }
 PROJECTIONS = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
-WRAPPED = {name: PROJECTIONS for name in FAMILIES} | {"phi3": ["down_proj", "gate_up_proj", "o_proj", "qkv_proj"]}
+EXPERTS = ["experts.down_proj", "experts.gate_up_proj"]
+WRAPPED = {name: PROJECTIONS for name in FAMILIES} | {
+    "phi3": ["down_proj", "gate_up_proj", "o_proj", "qkv_proj"],
+    "qwen3moe": [*EXPERTS, "k_proj", "o_proj", "q_proj", "v_proj"],
+}
 # The shortest run that still goes through every step: 2 priming rows, 2 GRPO steps of one prompt x 4
 # completions, 4 held-out problems for the base and trained models, 8 tokens a completion, no evaluation
 # during GRPO.
@@ -82,8 +96,20 @@ def build_model(family: str, tokenizer):
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token else tokenizer.eos_token_id,
         max_position_embeddings=512,
     )
-    if family == "llama":
+    if family in ("llama", "llama3"):
         model = t.LlamaForCausalLM(t.LlamaConfig(**SHAPE, **ids, head_dim=16, tie_word_embeddings=True))
+    elif family == "mistral":
+        model = t.MistralForCausalLM(t.MistralConfig(**SHAPE, **ids, head_dim=16, sliding_window=None))
+    elif family == "gemma2":
+        model = t.Gemma2ForCausalLM(gemma2_config(**ids))
+    elif family == "olmo2":
+        model = t.Olmo2ForCausalLM(t.Olmo2Config(**SHAPE, **ids))
+    elif family == "qwen3moe":
+        config = t.Qwen3MoeConfig(
+            **SHAPE, **ids, head_dim=16, moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2,
+            tie_word_embeddings=True,
+        )  # fmt: skip
+        model = t.Qwen3MoeForCausalLM(config)
     elif family == "gemma3":
         config = t.Gemma3TextConfig(
             **SHAPE, **ids, head_dim=16, query_pre_attn_scalar=16, sliding_window=32,
@@ -98,6 +124,17 @@ def build_model(family: str, tokenizer):
     if end:  # as the real models ship it: generation_config.json lists eos and the end of a turn
         model.generation_config.eos_token_id = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(end)]
     return model
+
+
+def gemma2_config(**ids):
+    """Gemma 2 with a soft cap its attention scores reach: 50 in the real model, 0.5 here, where random
+    weights give scores of about 1 (eager and sdpa then differ, test_gemma2_attention_is_computed_as_eager)."""
+    import transformers as t
+
+    return t.Gemma2Config(
+        **SHAPE, **ids, head_dim=16, query_pre_attn_scalar=16, sliding_window=32, attn_logit_softcapping=0.5,
+        initializer_range=0.5,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +252,15 @@ def test_lora_wraps_every_projection_and_config_says_so(family_run):
         for name, m in model.named_modules()
         if isinstance(m, torch.nn.Linear) and name.rsplit(".", 1)[-1] in WRAPPED[family_run["family"]]
     )
+    expected += sum(  # a fused expert weight (experts, out, in): a LoRA pair per expert
+        rank * p.shape[0] * (p.shape[1] + p.shape[2])
+        for name, p in model.named_parameters()
+        if ".".join(name.rsplit(".", 2)[-2:]) in WRAPPED[family_run["family"]]
+    )
     assert lora["trainable_parameters"] == expected
+    # config.json names what was wrapped, and what was asked apart from it
+    assert sorted(config["lora_targets"].split(",")) == sorted(WRAPPED[family_run["family"]])
+    assert config["lora_targets_asked"] == train_grpo.DEFAULTS["lora_targets"]
     assert lora["all_parameters"] == expected + sum(p.numel() for p in model.parameters())
 
 
