@@ -242,11 +242,15 @@ def load_tokenizer(model_name: str, trust_remote_code: bool = False):
     """The tokenizer alone (cheap), with the recipe's chat template, so data checks run before the model."""
     from transformers import AutoTokenizer
 
+    folder = Path(model_name).expanduser()
+    if folder.is_dir() and not any(any(folder.glob(pattern)) for pattern in VOCABULARY_FILES):
+        # transformers 5.17 would build an empty tokenizer (one token) from config.json alone, and say nothing
+        raise SetupError(missing_tokenizer_files(folder))
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_name, trust_remote_code=trust_remote_code)
     except Exception as e:  # noqa: BLE001 - offline, typo, gated: say which name and how to fix it
-        if Path(model_name).expanduser().is_dir():  # a local folder: the hub is not the fix
-            raise SetupError(missing_tokenizer_files(Path(model_name).expanduser(), e)) from None
+        if folder.is_dir():  # a local folder: the hub is not the fix
+            raise SetupError(missing_tokenizer_files(folder, e)) from None
         raise SetupError(
             f"could not load the tokenizer of {model_name!r}: {type(e).__name__}: {str(e)[:300]}\n"
             "If this machine cannot reach the Hugging Face Hub, download the model elsewhere "
@@ -255,15 +259,14 @@ def load_tokenizer(model_name: str, trust_remote_code: bool = False):
     return with_recipe_template(tokenizer)
 
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+VOCABULARY_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "*.tiktoken")  # one of them
 
 
-def missing_tokenizer_files(folder: Path, error: Exception) -> str:
+def missing_tokenizer_files(folder: Path, error: Exception | None = None) -> str:
     """What to do when a local model folder holds no usable tokenizer."""
-    present = [f for f in TOKENIZER_FILES if (folder / f).exists()]
-    what = f"only {', '.join(present)} of a tokenizer" if present else "no tokenizer files"
+    said = f": {type(error).__name__}: {str(error)[:200]}" if error else " (no vocabulary file)"
     return (
-        f"the model folder {folder} has {what}: {type(error).__name__}: {str(error)[:200]}\n"
+        f"the model folder {folder} has no tokenizer files{said}\n"
         "A model folder needs the tokenizer beside the weights (tokenizer.json or tokenizer.model, with "
         "tokenizer_config.json and special_tokens_map.json). Copy them from where the model came from "
         "(hf download NAME --include '*.json' --include '*.model' --include '*.txt' --local-dir DIR), or save "

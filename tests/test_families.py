@@ -376,3 +376,194 @@ def test_explicit_transformers_backend_runs_on_cpu_and_says_the_cost(monkeypatch
     assert "float32" in capsys.readouterr().out
     with pytest.raises(SetupError):
         models.choose_backend("auto", needs_gpu=True)
+
+
+# ---------------------------------------------------------------- quick guards, one claim each (no training)
+def folder_copy(folder, tmp_path, name, **generation):
+    """A copy of a model folder whose generation_config.json carries `generation` as well."""
+    import shutil
+
+    copy = tmp_path / name
+    shutil.copytree(folder, copy)
+    path = copy / "generation_config.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | generation))
+    return copy
+
+
+@pytest.mark.parametrize("family_dir", ["qwen3"], indirect=True)
+def test_comparison_decodes_the_same_whatever_the_folder_generation_config_says(family_dir, tmp_path, capsys):
+    """Greedy and sampled completions from a folder whose generation_config.json sets a repetition penalty,
+    a temperature, a top_k and sampling equal those from the same folder without them; the model GRPO
+    samples from keeps only the token ids of that config, and the load says what it left out."""
+    from recipe.evaluate import complete
+
+    _, folder = family_dir
+    settings = dict(
+        train_grpo.DEFAULTS, model_name=str(folder), lora_rank=4, lora_alpha=8, eval_max_new_tokens=12, seed=5
+    )
+    prompts = [
+        [{"role": "system", "content": rewards.SYSTEM_PROMPT}, {"role": "user", "content": f"What is {n} + 2?"}]
+        for n in range(3)
+    ]
+    odd = folder_copy(
+        folder, tmp_path, "odd", repetition_penalty=1.8, temperature=0.3, top_k=2, do_sample=True, no_repeat_ngram_size=2
+    )
+    seen = {}
+    for name, path in (("plain", folder), ("odd", odd)):
+        tokenizer = models.load_tokenizer(str(path))
+        model, tokenizer = models.load_model(dict(settings, model_name=str(path)), "transformers", tokenizer)
+        greedy = complete(model, tokenizer, prompts, settings, "base", None)
+        sampled = complete(model, tokenizer, prompts, settings, "base", None, samples=2)
+        seen[name] = (greedy, sampled, model.generation_config.to_diff_dict())
+    assert seen["odd"][0] == seen["plain"][0] and seen["odd"][1] == seen["plain"][1]
+    assert {k for k in seen["odd"][2] if k != "transformers_version"} <= set(models.TOKEN_FIELDS)
+    assert "repetition_penalty=1.8" in capsys.readouterr().out
+
+
+def test_the_report_records_the_decoding_it_used():
+    from recipe.evaluate import decoding
+    from recipe.report import decoding_words
+
+    settings = dict(train_grpo.DEFAULTS, eval_samples=4)
+    report = {"settings": {"decoding": {"greedy": decoding(settings), "sampled": decoding(settings, 4)}}}
+    words = decoding_words(report)
+    assert "greedy decoding (repetition penalty 1.0)" in words
+    assert f"temperature {settings['temperature']}, top_p {settings['top_p']}, min_p {settings['min_p']}" in words
+
+
+@pytest.mark.parametrize("family_dir", ["gemma2"], indirect=True)
+def test_gemma2_attention_is_computed_as_eager(family_dir):
+    """The loaded model (fresh LoRA, which adds nothing yet) gives eager attention's logits; sdpa, which skips
+    the soft cap, would not (checked here too, so the test can tell them apart)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    _, folder = family_dir
+    tokenizer = models.load_tokenizer(str(folder))
+    settings = dict(train_grpo.DEFAULTS, model_name=str(folder), lora_rank=4, lora_alpha=8)
+    model, _ = models.load_model(settings, "transformers", tokenizer)
+    ids = torch.tensor([tokenizer("12 + 30 = 42, and 7 x 6 = 42 too", add_special_tokens=False)["input_ids"]])
+    reference = {
+        kind: AutoModelForCausalLM.from_pretrained(str(folder), attn_implementation=kind) for kind in ("eager", "sdpa")
+    }
+    with torch.no_grad():
+        got = model(input_ids=ids).logits
+        eager, sdpa = (reference[kind](input_ids=ids).logits for kind in ("eager", "sdpa"))
+    assert (eager - sdpa).abs().max() > 1e-2  # the cap matters on this model
+    torch.testing.assert_close(got, eager, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family_dir", ["phi3"], indirect=True)
+def test_check_refuses_targets_that_match_nothing_without_reading_weights(family_dir, tmp_path, monkeypatch, capsys):
+    """--check on a folder with the config and tokenizer only (no weights at all), with loading weights
+    forbidden: q_proj,v_proj on Phi-3 fails the check, its own fused names pass it."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    _, folder = family_dir
+    light = tmp_path / "phi3-no-weights"
+    shutil.copytree(folder, light, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("weights were loaded"))
+    argv = ["--smoke", "--check", "--model-name", str(light), "--output-dir", str(tmp_path / "out")]
+    assert train_grpo.main([*argv, "--lora-targets", "q_proj,v_proj"]) == 2
+    captured = capsys.readouterr()
+    assert "lora          PROBLEM: --lora-targets names q_proj, v_proj, which match no layer" in captured.out
+    assert "qkv_proj" in captured.err
+    assert train_grpo.main([*argv, "--lora-targets", "qkv_proj,o_proj"]) == 0
+    assert "2 decoder: o_proj, qkv_proj" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("family_dir", ["phi3"], indirect=True)
+def test_run_refuses_bad_targets_before_its_folder_exists(family_dir, tmp_path, monkeypatch):
+    from recipe.settings import parse_settings
+    from recipe.smoke import SMOKE_SETTINGS
+
+    _, folder = family_dir
+    monkeypatch.setattr(train_grpo, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    argv = ["--smoke", "--model-name", str(folder), "--output-dir", str(tmp_path / "out"), "--lora-targets", "q_proj"]
+    with pytest.raises(SetupError, match="q_proj, which match no layer"):
+        train_grpo.run(parse_settings(argv, train_grpo.DEFAULTS, SMOKE_SETTINGS))
+    assert not (tmp_path / "out" / "smoke").exists()
+
+
+@pytest.mark.parametrize("family_dir", ["qwen3"], indirect=True)
+def test_a_refusal_after_the_folder_exists_does_not_leave_it_training(family_dir, tmp_path, monkeypatch):
+    from recipe.settings import parse_settings
+    from recipe.smoke import SMOKE_SETTINGS
+
+    def refuse(*args, **kwargs):
+        raise SetupError("out of GPU memory loading the model")
+
+    _, folder = family_dir
+    monkeypatch.setattr(train_grpo, "load_model", refuse)
+    argv = ["--smoke", "--model-name", str(folder), "--output-dir", str(tmp_path / "out")]
+    with pytest.raises(SetupError):
+        train_grpo.run(parse_settings(argv, train_grpo.DEFAULTS, SMOKE_SETTINGS))
+    status = json.loads((tmp_path / "out" / "smoke" / "status.json").read_text())
+    assert status["status"] == "stopped" and "out of GPU memory" in status["reason"]
+
+
+def skeleton(config):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+MOE_SHAPE = dict(SHAPE, head_dim=16, vocab_size=300, moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2)
+
+
+def test_moe_experts_train_by_default_and_can_be_named():
+    """Qwen3-MoE keeps its experts in fused 3-D parameters: the default trains them with attention, and
+    naming them is accepted; a name that matches nothing is refused with the expert names listed."""
+    import transformers as t
+
+    model = skeleton(t.Qwen3MoeConfig(**MOE_SHAPE))
+    default = models.planned_lora(model, dict(train_grpo.DEFAULTS, lora_rank=4, lora_alpha=8))
+    assert set(default["wrapped_modules"]) == {*EXPERTS, "k_proj", "o_proj", "q_proj", "v_proj"}
+    named = dict(train_grpo.DEFAULTS, lora_rank=4, lora_alpha=8, explicit=["lora_targets"])
+    model = skeleton(t.Qwen3MoeConfig(**MOE_SHAPE))
+    chosen = models.planned_lora(model, dict(named, lora_targets="q_proj,gate_up_proj,experts.down_proj"))
+    assert chosen["wrapped_modules"] == {"experts.down_proj": 2, "experts.gate_up_proj": 2, "q_proj": 2}
+    with pytest.raises(SetupError, match="experts' fused weights: experts.down_proj, experts.gate_up_proj"):
+        models.planned_lora(skeleton(t.Qwen3MoeConfig(**MOE_SHAPE)), dict(named, lora_targets="q_proj,w1"))
+
+
+def test_a_hybrid_model_reports_lora_per_layer_type(capsys):
+    """Qwen3-Next: 3 linear-attention layers, then 1 of full attention. Its default LoRA reaches both kinds,
+    and the coverage says which projections each kind got."""
+    import transformers as t
+
+    config = t.Qwen3NextConfig(
+        **dict(MOE_SHAPE, num_hidden_layers=4), shared_expert_intermediate_size=32, linear_num_value_heads=4,
+        linear_num_key_heads=2, linear_key_head_dim=16, linear_value_head_dim=16,
+    )  # fmt: skip
+    plan = models.planned_lora(skeleton(config), dict(train_grpo.DEFAULTS, lora_rank=4, lora_alpha=8))
+    layers = plan["per_layer_type"]
+    assert layers["full_attention"]["layers"] == 1 and layers["linear_attention"]["layers"] == 3
+    assert {"q_proj", "k_proj", "v_proj", "o_proj"} <= set(layers["full_attention"]["wrapped"])
+    assert {"in_proj_qkvz", "out_proj", *EXPERTS} <= set(layers["linear_attention"]["wrapped"])
+    models.print_coverage(plan)
+    assert "3 linear_attention layer(s): " in capsys.readouterr().out
+
+
+def test_a_tokenizer_without_eos_is_refused_with_what_to_do():
+    tokenizer = build_tokenizer(**FAMILIES["qwen3"])
+    tokenizer.eos_token = None
+    with pytest.raises(SetupError, match="has no end-of-sequence \\(eos\\) token") as error:
+        models.with_recipe_template(tokenizer)
+    assert "tokenizer_config.json" in str(error.value)
+
+
+def test_a_local_folder_without_tokenizer_files_says_so(tmp_path):
+    import transformers as t
+
+    t.Qwen3Config(**SHAPE, head_dim=16, vocab_size=300).save_pretrained(str(tmp_path))
+    with pytest.raises(SetupError) as error:
+        models.load_tokenizer(str(tmp_path))
+    message = str(error.value)
+    assert f"the model folder {tmp_path} has no tokenizer files" in message and "save_pretrained(DIR)" in message
+    assert "cannot reach the Hugging Face Hub" not in message
