@@ -53,8 +53,8 @@ from recipe.export import check_export, export_model
 from recipe.models import (
     choose_backend,
     load_model,
-    lora_before_loading,
     load_tokenizer,
+    lora_before_loading,
     lora_coverage,
     save_adapter,
     use_plain_logprobs_without_gpu,
@@ -239,7 +239,7 @@ def run(S: dict) -> Path:
     resolved = dict(
         S, backend=backend, max_prompt_length=max_prompt_length, max_completion_length=max_completion_length
     )
-    if not smoke_model:  # config.json: the targets resolved for this model, not the default names (which it records too)
+    if not smoke_model:  # config.json: the targets resolved for this model, and apart from them those asked for
         resolved.update(lora_targets=",".join(planned["targets"]), lora_targets_asked=S["lora_targets"])
     if is_main_process():
         write_json(run_dir / "config.json", resolved)
@@ -261,7 +261,8 @@ def run(S: dict) -> Path:
             with main_process_first():
                 model, tokenizer = load_model(S, backend, tokenizer)
             resolved["lora"] = lora_coverage(model)  # the layers actually wrapped, written to config.json below
-            resolved.update(lora_targets=",".join(resolved["lora"]["wrapped_modules"]), lora_targets_asked=S["lora_targets"])
+            wrapped = ",".join(resolved["lora"]["wrapped_modules"])
+            resolved.update(lora_targets=wrapped, lora_targets_asked=S["lora_targets"])
 
             # 4. format priming: a short supervised pass on worked solutions in the tag format
             if priming_rows is not None and not resume:  # a resumed run was primed before its checkpoints

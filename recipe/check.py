@@ -228,7 +228,8 @@ def lora_plan(S: dict, tokenizer) -> tuple[str, str | None]:
         return f"PROBLEM: {first_line(e)}", str(e)
     share = 100 * plan["trainable_parameters"] / max(plan["all_parameters"], 1)
     layers = "; ".join(
-        f"{seen['layers']} {kind}: {', '.join(seen['wrapped']) or 'nothing'}" for kind, seen in plan["per_layer_type"].items()
+        f"{seen['layers']} {kind}: {', '.join(seen['wrapped']) or 'nothing'}"
+        for kind, seen in plan["per_layer_type"].items()
     )
     return f"{plan['trainable_parameters']:,} trainable parameters ({share:.2f} %), by layer type: {layers}", None
 

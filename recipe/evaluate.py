@@ -3,7 +3,8 @@ same held-out problems with the same prompt and decoding, and rewards.py scores 
 training reward and the reported accuracy are one and the same verifier.
 
 Greedy decoding gives the headline number; with EVAL_SAMPLES = k, each model also draws k samples per
-problem with GRPO's sampling settings (decoding(), recorded in the report): pass@1 (the mean accuracy over samples, as papers report it) and
+problem with GRPO's sampling settings (decoding(), recorded in the report): pass@1 (the mean accuracy over
+samples, as papers report it) and
 pass@k (a problem counts when any of its k samples is right).
 """
 
@@ -35,7 +36,7 @@ def compare(model, tokenizer, problems, settings: dict, adapters: dict[str, Path
     prompts = list(problems["prompt"])
     report = {
         "settings": {k: settings[k] for k in ("model_name", "eval_size", "eval_max_new_tokens", "eval_samples", "seed")}
-        | {"decoding": {"greedy": decoding(settings)} | ({"sampled": decoding(settings, 1)} if settings["eval_samples"] else {})}
+        | {"decoding": used_decoding(settings)}
         | sources
         | {"adapters": {label: str(path) if path else None for label, path in adapters.items()}},
         "labels": list(adapters),
@@ -65,6 +66,12 @@ def decoding(settings: dict, samples: int = 0) -> dict:
         "top_k": 0,
         "repetition_penalty": 1.0,
     }
+
+
+def used_decoding(settings: dict) -> dict:
+    """The decodings the comparison uses, as comparison.json records them."""
+    used = {"greedy": decoding(settings)}
+    return used | ({"sampled": decoding(settings, settings["eval_samples"])} if settings["eval_samples"] else {})
 
 
 @contextlib.contextmanager

@@ -377,14 +377,14 @@ def recipe_decoding_only(model) -> None:
     if current is None:
         return
     kept = {k: getattr(current, k, None) for k in TOKEN_FIELDS if getattr(current, k, None) is not None}
-    dropped = {
-        k: v for k, v in current.to_diff_dict().items() if k not in TOKEN_FIELDS and k != "transformers_version"
-    }
+    dropped = {k: v for k, v in current.to_diff_dict().items() if k not in TOKEN_FIELDS and k != "transformers_version"}
     model.generation_config = GenerationConfig(**kept)
     if dropped:
         said = ", ".join(f"{k}={v}" for k, v in sorted(dropped.items()))
-        print(f"decoding: the model's generation_config.json sets {said}; not used: GRPO, the held-out curve "
-              "and the comparison decode with the recipe's settings only (TEMPERATURE, TOP_P, MIN_P; greedy)")  # fmt: skip
+        print(
+            f"decoding: the model's generation_config.json sets {said}; not used: GRPO, the held-out curve and "
+            "the comparison decode with the recipe's settings only (TEMPERATURE, TOP_P, MIN_P; greedy)"
+        )
 
 
 class LoraTargets:

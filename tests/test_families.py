@@ -405,9 +405,8 @@ def test_comparison_decodes_the_same_whatever_the_folder_generation_config_says(
         [{"role": "system", "content": rewards.SYSTEM_PROMPT}, {"role": "user", "content": f"What is {n} + 2?"}]
         for n in range(3)
     ]
-    odd = folder_copy(
-        folder, tmp_path, "odd", repetition_penalty=1.8, temperature=0.3, top_k=2, do_sample=True, no_repeat_ngram_size=2
-    )
+    odd = dict(repetition_penalty=1.8, temperature=0.3, top_k=2, do_sample=True, no_repeat_ngram_size=2)
+    odd = folder_copy(folder, tmp_path, "odd", **odd)
     seen = {}
     for name, path in (("plain", folder), ("odd", odd)):
         tokenizer = models.load_tokenizer(str(path))
