@@ -231,7 +231,9 @@ def lora_plan(S: dict, tokenizer) -> tuple[str, str | None]:
         f"{seen['layers']} {kind}: {', '.join(seen['wrapped']) or 'nothing'}"
         for kind, seen in plan["per_layer_type"].items()
     )
-    return f"{plan['trainable_parameters']:,} trainable parameters ({share:.2f} %), by layer type: {layers}", None
+    missing = f"; targeted but wrapped nowhere: {', '.join(plan['not_wrapped'])}" if plan["not_wrapped"] else ""
+    trainable = f"{plan['trainable_parameters']:,} trainable parameters ({share:.2f} %)"
+    return f"{trainable}, by layer type: {layers}{missing}", None
 
 
 class Unmeasured:

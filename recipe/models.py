@@ -335,9 +335,10 @@ def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = No
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
     if adapter:
         return PeftModel.from_pretrained(model, adapter, is_trainable=False), tokenizer
+    targets = lora_targets(model, settings)
     torch.manual_seed(settings["seed"])
-    model = get_peft_model(model, lora_config(settings, lora_targets(model, settings)))
-    print_coverage(lora_coverage(model))
+    model = get_peft_model(model, lora_config(settings, targets))
+    print_coverage(lora_coverage(model), targets)
     if cuda:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
@@ -486,7 +487,7 @@ def planned_lora(model, settings: dict) -> dict:
     with contextlib.redirect_stdout(io.StringIO()):  # the run itself prints what lora_targets decided
         targets = lora_targets(model, settings)
     coverage = lora_coverage(get_peft_model(model, lora_config(settings, targets)))
-    return {"targets": targets.names(), **coverage}
+    return {"targets": targets.names(), **coverage, "not_wrapped": not_wrapped(targets, coverage)}
 
 
 def model_skeleton(model_name: str, trust_remote_code: bool = False, local_only: bool = False):
@@ -559,15 +560,29 @@ def _layer_index(name: str) -> int | None:
     return None
 
 
-def print_coverage(coverage: dict) -> None:
+def not_wrapped(targets: LoraTargets, coverage: dict) -> list[str]:
+    """Targets PEFT wrapped nowhere. On the mixture-of-experts types that transformers 5 converts (Mixtral,
+    Qwen2/3-MoE, Qwen3-Next, ...), PEFT 0.21 reads gate_proj, up_proj and down_proj as the experts' fused weights
+    and drops them from the module targets (peft/utils/transformers_weight_conversion.py, _convert_peft_config_moe),
+    so Qwen3-Next's shared expert keeps its own projections untrained."""
+    return [name for name in targets.names() if name not in coverage["wrapped_modules"]]
+
+
+def print_coverage(coverage: dict, targets: LoraTargets | None = None) -> None:
     """LoRA's reach, one line per layer type: a hybrid model whose attention LoRA lands in 1 layer of 4
-    says so here."""
+    says so here, and so does a target PEFT wrapped nowhere."""
     share = 100 * coverage["trainable_parameters"] / max(coverage["all_parameters"], 1)
     print(f"LoRA: {coverage['trainable_parameters']:,} trainable parameters ({share:.2f} %)")
     for kind, seen in coverage["per_layer_type"].items():
         layers = seen["layers"]
         names = ", ".join(f"{n} x{c}" if c != layers else n for n, c in seen["wrapped"].items()) or "nothing"
         print(f"  {layers} {kind} layer(s): {names}")
+    missing = not_wrapped(targets, coverage) if targets else []
+    if missing:
+        print(
+            f"  not wrapped anywhere, although targeted: {', '.join(missing)} (PEFT 0.21 takes gate_proj, up_proj "
+            "and down_proj on this mixture-of-experts model for its experts' fused weights)"
+        )
 
 
 def _load_unsloth(settings: dict, adapter: str | None):
@@ -602,7 +617,7 @@ def _load_unsloth(settings: dict, adapter: str | None):
         random_state=settings["seed"],
         **experts,
     )
-    print_coverage(lora_coverage(model))
+    print_coverage(lora_coverage(model), targets)
     return model, unsloth_tokenizer
 
 

@@ -545,8 +545,12 @@ def test_a_hybrid_model_reports_lora_per_layer_type(capsys):
     assert layers["full_attention"]["layers"] == 1 and layers["linear_attention"]["layers"] == 3
     assert {"q_proj", "k_proj", "v_proj", "o_proj"} <= set(layers["full_attention"]["wrapped"])
     assert {"in_proj_qkvz", "out_proj", *EXPERTS} <= set(layers["linear_attention"]["wrapped"])
-    models.print_coverage(plan)
-    assert "3 linear_attention layer(s): " in capsys.readouterr().out
+    # PEFT reads the shared expert's gate/up/down_proj as the experts' fused weights: said, not hidden
+    assert plan["not_wrapped"] == ["down_proj", "gate_proj", "up_proj"]
+    assert plan["wrapped_modules"]["shared_expert_gate"] == 4
+    models.print_coverage(plan, models.LoraTargets(plan["targets"], []))
+    out = capsys.readouterr().out
+    assert "3 linear_attention layer(s): " in out and "not wrapped anywhere, although targeted: down_proj" in out
 
 
 def test_a_tokenizer_without_eos_is_refused_with_what_to_do():
