@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import io
 import random
+from pathlib import Path
 
 import rewards
 
@@ -66,7 +67,11 @@ def check(S: dict) -> None:
     print("check: settings, LoRA targets, data and reference answers (no weights are loaded, nothing is written)")
     changed = [n for n in S.get("explicit", []) if n != "check"]
     line("settings", f"ok ({', '.join(changed) if changed else 'the defaults'})")
-    tokenizer, about_tokenizer = local_tokenizer(S)
+    try:
+        tokenizer, about_tokenizer = local_tokenizer(S)
+    except SetupError as e:  # a local folder without a vocabulary, a tokenizer without eos: the run would stop
+        problems.append(str(e))
+        tokenizer, about_tokenizer = None, f"PROBLEM: {first_line(e)}"
     line("tokenizer", about_tokenizer)
     about_lora, lora_problem = lora_plan(S, tokenizer)
     line("lora", about_lora)
@@ -185,13 +190,15 @@ def local_tokenizer(S: dict):
 
     if S["smoke"] and "model_name" not in S.get("explicit", []):
         return smoke_tokenizer([S["dataset"], S["priming_dataset"]]), "the smoke model's, built in memory"
-    from .models import with_recipe_template
+    from .models import load_tokenizer, with_recipe_template
 
     name = S["model_name"]
     try:
         from transformers import AutoTokenizer
     except Exception as e:  # noqa: BLE001 - a broken install (e.g. a CUDA torchvision): the data is still checked
         return None, f"none: transformers does not import here ({type(e).__name__}: {str(e)[:120]}); no lengths measured"
+    if Path(name).expanduser().is_dir():  # a local folder: the run's own loader, with its checks and messages
+        return load_tokenizer(name, S["trust_remote_code"]), f"{name}'s, found on this machine"
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True, trust_remote_code=S["trust_remote_code"])
     except Exception:  # noqa: BLE001 - not downloaded, not a folder: the check goes on without lengths

@@ -561,6 +561,19 @@ def test_a_tokenizer_without_eos_is_refused_with_what_to_do():
     assert "tokenizer_config.json" in str(error.value)
 
 
+@pytest.mark.parametrize("family_dir", ["qwen3"], indirect=True)
+def test_check_fails_a_local_folder_without_tokenizer_files(family_dir, tmp_path, capsys):
+    import shutil
+
+    _, folder = family_dir
+    bare = tmp_path / "weights-only"
+    shutil.copytree(folder, bare, ignore=shutil.ignore_patterns("tokenizer*", "special_tokens_map.json"))
+    assert train_grpo.main(["--smoke", "--check", "--model-name", str(bare)]) == 2
+    captured = capsys.readouterr()
+    assert f"tokenizer     PROBLEM: the model folder {bare} has no tokenizer files" in captured.out
+    assert "save_pretrained(DIR)" in captured.err
+
+
 def test_a_local_folder_without_tokenizer_files_says_so(tmp_path):
     import transformers as t
 
