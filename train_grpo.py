@@ -54,6 +54,7 @@ from recipe.models import (
     choose_backend,
     load_model,
     load_tokenizer,
+    lora_before_loading,
     lora_coverage,
     save_adapter,
     use_plain_logprobs_without_gpu,
@@ -222,6 +223,9 @@ def run(S: dict) -> Path:
         )
     eval_problems = eval_set(S, heldout)
 
+    if not smoke_model:  # LoRA targets that match nothing stop the run here, from the config, before any folder
+        with main_process_first():
+            planned = lora_before_loading(S)
     # The data passed: only now the run folder (and --smoke's tiny random Qwen3, loaded by path like any model)
     run_dir, resume = prepare_run_dir(S["output_dir"], S["run_name"], S["if_finished"])
     S["run_name"] = run_dir.name
@@ -236,6 +240,8 @@ def run(S: dict) -> Path:
     resolved = dict(
         S, backend=backend, max_prompt_length=max_prompt_length, max_completion_length=max_completion_length
     )
+    if not smoke_model:  # config.json: the targets resolved for this model, and apart from them those asked for
+        resolved.update(lora_targets=",".join(planned["targets"]), lora_targets_asked=S["lora_targets"])
     if is_main_process():
         write_json(run_dir / "config.json", resolved)
         with atomic_path(run_dir / "heldout.jsonl") as tmp:  # whole or not at all, as every file the run writes
@@ -256,6 +262,8 @@ def run(S: dict) -> Path:
             with main_process_first():
                 model, tokenizer = load_model(S, backend, tokenizer)
             resolved["lora"] = lora_coverage(model)  # the layers actually wrapped, written to config.json below
+            wrapped = ",".join(resolved["lora"]["wrapped_modules"])
+            resolved.update(lora_targets=wrapped, lora_targets_asked=S["lora_targets"])
 
             # 4. format priming: a short supervised pass on worked solutions in the tag format
             if priming_rows is not None and not resume:  # a resumed run was primed before its checkpoints
@@ -300,7 +308,13 @@ def run(S: dict) -> Path:
             train_guarded(trainer, guard, run_dir, resume)
             history += trainer.state.log_history
     except torch.OutOfMemoryError:
+        if is_main_process():
+            set_status(run_dir, "stopped", reason="out of GPU memory")
         raise SetupError(cuda_oom_advice(S)) from None
+    except SetupError as e:  # a refusal after the folder was made: it must not read as a run still training
+        if is_main_process():
+            set_status(run_dir, "stopped", reason=str(e).splitlines()[0])
+        raise
     if not is_main_process():
         return run_dir
     write_json(run_dir / "log_history.json", history)

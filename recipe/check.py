@@ -1,7 +1,8 @@
 """--check: the settings, the data and the reference answers, on any machine, before a GPU is rented.
 
 It goes through what run() does before the model loads, with the same functions (recipe/data.py), and
-stops there: no model is loaded, no GPU is needed (even without --smoke), nothing is written. It prints a
+stops there: no weights are loaded (the model is built from its config alone, on the meta device, to
+check the LoRA targets), no GPU is needed (even without --smoke), nothing is written. It prints a
 short report and ends with exit status 0, or 2 when something would stop or spoil the run.
 
     settings      parsed and checked by main() before this starts (a bad one is exit 2 already)
@@ -10,6 +11,8 @@ short report and ends with exit status 0, or 2 when something would stop or spoi
     prompts       lengths with the model's tokenizer when it is on this machine (a local folder, or the
                   hub cache); otherwise said so, and the length filter is skipped
     held out      the seeded held-out split, and what is left to train on
+    lora          what LoRA would wrap, per layer type, from the model's config alone (no weights read); a
+                  --lora-targets name that matches nothing fails the check, as it would stop the run
     priming       the worked solutions kept (a numeric answer, a chat that fits in half the context)
     evaluation    EVAL_DATASET's problems, when one is named
     references    how many reference answers the verifier can read
@@ -31,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import io
 import random
+from pathlib import Path
 
 import rewards
 
@@ -60,11 +64,19 @@ def check(S: dict) -> None:
     def line(label: str, text: str) -> None:
         print(f"  {label:<13} {text}", flush=True)
 
-    print("check: settings, data and reference answers (no model is loaded, nothing is written)")
+    print("check: settings, LoRA targets, data and reference answers (no weights are loaded, nothing is written)")
     changed = [n for n in S.get("explicit", []) if n != "check"]
     line("settings", f"ok ({', '.join(changed) if changed else 'the defaults'})")
-    tokenizer, about_tokenizer = local_tokenizer(S)
+    try:
+        tokenizer, about_tokenizer = local_tokenizer(S)
+    except SetupError as e:  # a local folder without a vocabulary, a tokenizer without eos: the run would stop
+        problems.append(str(e))
+        tokenizer, about_tokenizer = None, f"PROBLEM: {first_line(e)}"
     line("tokenizer", about_tokenizer)
+    about_lora, lora_problem = lora_plan(S, tokenizer)
+    line("lora", about_lora)
+    if lora_problem:
+        problems.append(lora_problem)
 
     try:
         table = quiet(load_table, S["dataset"], S["dataset_config"], S["dataset_split"])
@@ -180,13 +192,15 @@ def local_tokenizer(S: dict):
 
     if S["smoke"] and "model_name" not in S.get("explicit", []):
         return smoke_tokenizer([S["dataset"], S["priming_dataset"]]), "the smoke model's, built in memory"
-    from .models import with_recipe_template
+    from .models import load_tokenizer, with_recipe_template
 
     name = S["model_name"]
     try:
         from transformers import AutoTokenizer
     except Exception as e:  # noqa: BLE001 - a broken install (e.g. a CUDA torchvision): the data is still checked
         return None, f"none: transformers does not import here ({type(e).__name__}: {str(e)[:120]}); no lengths measured"
+    if Path(name).expanduser().is_dir():  # a local folder: the run's own loader, with its checks and messages
+        return load_tokenizer(name, S["trust_remote_code"]), f"{name}'s, found on this machine"
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True, trust_remote_code=S["trust_remote_code"])
     except Exception:  # noqa: BLE001 - not downloaded, not a folder: the check goes on without lengths
@@ -195,6 +209,40 @@ def local_tokenizer(S: dict):
             f"tokenizer files into the hub cache: hf download {name} --include '*.json' --include '*.txt')"
         )
     return with_recipe_template(tokenizer), f"{name}'s, found on this machine"
+
+
+def lora_plan(S: dict, tokenizer) -> tuple[str, str | None]:
+    """(what LoRA would wrap, per layer type; the problem, or None). The model is built from its config alone
+    on the meta device (no weights read, models.model_skeleton) and LoRA applied to it by the run's own rule
+    (models.planned_lora), so a target that matches nothing is refused here as the run would refuse it."""
+    from .models import model_skeleton, planned_lora
+
+    name = S["model_name"]
+    try:
+        if S["smoke"] and "model_name" not in S.get("explicit", []):
+            from .smoke import build_tiny_model
+
+            model = build_tiny_model(tokenizer, S["seed"])  # the smoke model is tiny: built in memory
+        else:
+            model = model_skeleton(name, S["trust_remote_code"], local_only=True)
+    except Exception as e:  # noqa: BLE001 - not downloaded, unknown architecture: the run checks it before writing
+        return (
+            f"targets not checked: {name}'s config is not on this machine ({type(e).__name__}: {str(e)[:120]}); "
+            "the run checks them from the config before it writes anything",
+            None,
+        )
+    try:
+        plan = planned_lora(model, S)
+    except SetupError as e:
+        return f"PROBLEM: {first_line(e)}", str(e)
+    share = 100 * plan["trainable_parameters"] / max(plan["all_parameters"], 1)
+    layers = "; ".join(
+        f"{seen['layers']} {kind}: {', '.join(seen['wrapped']) or 'nothing'}"
+        for kind, seen in plan["per_layer_type"].items()
+    )
+    missing = f"; targeted but wrapped nowhere: {', '.join(plan['not_wrapped'])}" if plan["not_wrapped"] else ""
+    trainable = f"{plan['trainable_parameters']:,} trainable parameters ({share:.2f} %)"
+    return f"{trainable}, by layer type: {layers}{missing}", None
 
 
 class Unmeasured:

@@ -47,6 +47,20 @@ def chat_template(bos: bool = False) -> str:
     )
 
 
+def require_eos(tokenizer) -> None:
+    """The recipe's template ends the system prompt and every answer with the tokenizer's eos, and GRPO and the
+    comparison stop at it: a tokenizer without one cannot run the recipe, and says so here rather than as a
+    template error ("'eos_token' is undefined") at the first prompt."""
+    if tokenizer.eos_token is None:
+        name = getattr(tokenizer, "name_or_path", "") or "this model"
+        raise SetupError(
+            f"the tokenizer of {name!r} has no end-of-sequence (eos) token. The recipe's chat template ends the "
+            "system prompt and every answer with it, and generation stops at it. Name the token the model was "
+            'trained to end a text with in its tokenizer_config.json ("eos_token": "..."), or set it in Python '
+            "(tokenizer.eos_token = '...'; tokenizer.save_pretrained(DIR)) and pass --model-name DIR."
+        )
+
+
 def load_table(source: str, config: str = "", split: str = "train"):
     """A datasets.Dataset from a local file or folder, or from the Hugging Face Hub."""
     path = Path(source).expanduser()

@@ -3,7 +3,8 @@ same held-out problems with the same prompt and decoding, and rewards.py scores 
 training reward and the reported accuracy are one and the same verifier.
 
 Greedy decoding gives the headline number; with EVAL_SAMPLES = k, each model also draws k samples per
-problem at the training temperature: pass@1 (the mean accuracy over samples, as papers report it) and
+problem with GRPO's sampling settings (decoding(), recorded in the report): pass@1 (the mean accuracy over
+samples, as papers report it) and
 pass@k (a problem counts when any of its k samples is right).
 """
 
@@ -35,7 +36,7 @@ def compare(model, tokenizer, problems, settings: dict, adapters: dict[str, Path
     prompts = list(problems["prompt"])
     report = {
         "settings": {k: settings[k] for k in ("model_name", "eval_size", "eval_max_new_tokens", "eval_samples", "seed")}
-        | {"decoding": "greedy", "temperature": settings["temperature"]}
+        | {"decoding": used_decoding(settings)}
         | sources
         | {"adapters": {label: str(path) if path else None for label, path in adapters.items()}},
         "labels": list(adapters),
@@ -47,6 +48,30 @@ def compare(model, tokenizer, problems, settings: dict, adapters: dict[str, Path
             sampled = complete(model, tokenizer, prompts, settings, label, path, samples=settings["eval_samples"])
             report[label]["sampled"] = sampled_accuracy(problems, sampled)
     return report
+
+
+def decoding(settings: dict, samples: int = 0) -> dict:
+    """The recipe's decoding, the only one any of its generation paths uses (the comparison, the held-out
+    curve, --eval-samples), recorded in comparison.json: greedy, or with samples, GRPO's own sampling (the
+    temperature, top_p and min_p recipe/training.py hands TRL, with TRL 1.15's top_k 0 = off and
+    repetition_penalty 1.0, trl/trainer/grpo_config.py). Nothing comes from the model folder's
+    generation_config.json: models.recipe_decoding_only empties it at load, end tokens aside."""
+    if not samples:
+        return {"do_sample": False, "repetition_penalty": 1.0}
+    return {
+        "do_sample": True,
+        "temperature": settings["temperature"],
+        "top_p": settings["top_p"],
+        "min_p": settings["min_p"] or None,
+        "top_k": 0,
+        "repetition_penalty": 1.0,
+    }
+
+
+def used_decoding(settings: dict) -> dict:
+    """The decodings the comparison uses, as comparison.json records them."""
+    used = {"greedy": decoding(settings)}
+    return used | ({"sampled": decoding(settings, settings["eval_samples"])} if settings["eval_samples"] else {})
 
 
 @contextlib.contextmanager
@@ -81,12 +106,10 @@ def complete(model, tokenizer, prompts: list, settings: dict, label: str, adapte
     tokenizer.padding_side = "left"
     device = next(model.parameters()).device
     size = settings["eval_batch_size"]
-    sampling = (
-        dict(do_sample=True, num_return_sequences=samples, temperature=settings["temperature"])
-        | dict(top_p=settings["top_p"], min_p=settings["min_p"] or None, top_k=None)
-        if samples
-        else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
-    )
+    chosen = decoding(settings, samples)
+    sampling = chosen | (
+        dict(num_return_sequences=samples) if samples else dict(temperature=None, top_p=None, top_k=None)
+    )  # greedy: the sampling fields unset, or generate() warns that they do nothing
     results = []
     was_training = model.training
     model.eval()
@@ -128,11 +151,14 @@ def _complete_vllm(model, tokenizer, texts: list[str], settings, adapter: Path |
     would add the tokenizer's bos in front of the template's own."""
     from vllm import SamplingParams
 
+    chosen = decoding(settings, samples)
     common = dict(max_tokens=settings["eval_max_new_tokens"], stop_token_ids=ends, seed=settings["seed"])
-    if samples:
+    common |= dict(repetition_penalty=chosen["repetition_penalty"])
+    if samples:  # vLLM's own top_k default is off; explicit parameters override the model folder's defaults
         params = SamplingParams(
-            n=samples, temperature=settings["temperature"], top_p=settings["top_p"], min_p=settings["min_p"], **common
-        )
+            n=samples, temperature=chosen["temperature"], top_p=chosen["top_p"], min_p=chosen["min_p"] or 0.0,
+            **common,
+        )  # fmt: skip
     else:
         params = SamplingParams(temperature=0.0, **common)
     lora = model.load_lora(str(adapter)) if adapter else None

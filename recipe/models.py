@@ -16,7 +16,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .data import chat_template, hub_unreachable
+from .data import chat_template, hub_unreachable, require_eos
 from .errors import SetupError
 from .generation import vllm_available, vllm_off_reason  # noqa: F401 - vllm_available: recipe.models' API
 from .runs import atomic_path, cuda_oom_advice, world_size
@@ -243,12 +243,18 @@ def load_tokenizer(model_name: str, trust_remote_code: bool = False):
     """The tokenizer alone (cheap), with the recipe's chat template, so data checks run before the model."""
     from transformers import AutoTokenizer
 
-    unreachable = None if Path(model_name).expanduser().exists() else hub_unreachable()
+    folder = Path(model_name).expanduser()
+    if folder.is_dir() and not any(any(folder.glob(pattern)) for pattern in VOCABULARY_FILES):
+        # transformers 5.17 would build an empty tokenizer (one token) from config.json alone, and say nothing
+        raise SetupError(missing_tokenizer_files(folder))
+    unreachable = None if folder.exists() else hub_unreachable()
     try:  # without the hub, this machine's cache at once instead of retries (transformers' local_files_only)
         tokenizer = AutoTokenizer.from_pretrained(
             model_name, trust_remote_code=trust_remote_code, local_files_only=bool(unreachable)
         )
     except Exception as e:  # noqa: BLE001 - offline, typo, gated: say which name and how to fix it
+        if folder.is_dir():  # a local folder: the hub is not the fix
+            raise SetupError(missing_tokenizer_files(folder, e)) from None
         if unreachable:
             raise SetupError(
                 f"the tokenizer of {model_name!r} is not in this machine's Hugging Face cache, and the hub cannot "
@@ -264,10 +270,26 @@ def load_tokenizer(model_name: str, trust_remote_code: bool = False):
     return with_recipe_template(tokenizer)
 
 
+VOCABULARY_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "*.tiktoken")  # one of them
+
+
+def missing_tokenizer_files(folder: Path, error: Exception | None = None) -> str:
+    """What to do when a local model folder holds no usable tokenizer."""
+    said = f": {type(error).__name__}: {str(error)[:200]}" if error else " (no vocabulary file)"
+    return (
+        f"the model folder {folder} has no tokenizer files{said}\n"
+        "A model folder needs the tokenizer beside the weights (tokenizer.json or tokenizer.model, with "
+        "tokenizer_config.json and special_tokens_map.json). Copy them from where the model came from "
+        "(hf download NAME --include '*.json' --include '*.model' --include '*.txt' --local-dir DIR), or save "
+        "them from Python: AutoTokenizer.from_pretrained(NAME).save_pretrained(DIR)."
+    )
+
+
 def with_recipe_template(tokenizer):
     """The recipe's chat template, opening with the model's bos when its tokenizer adds one to plain
     text (Llama, Gemma, Mistral; not Qwen). Every path tokenizes the rendered template without special
     tokens, so this is where the one bos comes from (chat_template's docstring)."""
+    require_eos(tokenizer)
     tokenizer.chat_template = chat_template(bos=adds_bos(tokenizer))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -299,8 +321,8 @@ def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = No
     if backend == "unsloth":
         return _load_unsloth(settings, adapter)  # Unsloth loads (and may fix) its own tokenizer
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from peft import PeftModel, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM, BitsAndBytesConfig
 
     cuda = torch.cuda.is_available()
     kwargs = {"dtype": compute_dtype(), "trust_remote_code": settings["trust_remote_code"]}
@@ -311,73 +333,267 @@ def load_model(settings: dict, backend: str, tokenizer, adapter: str | None = No
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype()
         )
     with advice_on_load_failure(settings["model_name"], settings):
-        model = AutoModelForCausalLM.from_pretrained(settings["model_name"], **kwargs)
+        config = AutoConfig.from_pretrained(settings["model_name"], trust_remote_code=settings["trust_remote_code"])
+        attention = attention_for(config)
+        if attention:
+            kwargs["attn_implementation"] = attention
+        model = AutoModelForCausalLM.from_pretrained(settings["model_name"], config=config, **kwargs)
+    print(f"attention: {model.config._attn_implementation}{attention_reason(config)}")
+    recipe_decoding_only(model)
     if settings["load_in_4bit"] and not adapter:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
     if adapter:
         return PeftModel.from_pretrained(model, adapter, is_trainable=False), tokenizer
-    lora = LoraConfig(
-        r=settings["lora_rank"],
-        lora_alpha=settings["lora_alpha"],
-        lora_dropout=0.0,
-        bias="none",
-        target_modules=lora_targets(model, settings),
-        task_type="CAUSAL_LM",
-    )
+    targets = lora_targets(model, settings)
     torch.manual_seed(settings["seed"])
-    model = get_peft_model(model, lora)
+    model = get_peft_model(model, lora_config(settings, targets))
+    print_coverage(lora_coverage(model), targets)
     if cuda:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
     return model, tokenizer
 
 
-def lora_targets(model, settings: dict) -> list[str]:
-    """The names of the layers LoRA wraps in this model, checked against it before PEFT sees them.
+# Attention: transformers 5.17 picks sdpa where a model supports it, and its sdpa path has no soft-capping of
+# the attention scores (transformers/integrations/sdpa_attention.py takes no softcap; the eager function of
+# Gemma 2 applies it, models/gemma2/modeling_gemma2.py:203-206). A family whose config caps the scores
+# (Gemma 2: attn_logit_softcapping 50.0) is loaded with eager attention, which computes it; every other
+# family keeps transformers' choice.
+def attention_for(config) -> str | None:
+    """The attention implementation the model must be loaded with, or None for transformers' own choice."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return "eager" if getattr(text, "attn_logit_softcapping", None) is not None else None
 
-    LORA_TARGETS "all-linear" is every linear layer but the output head, found by PEFT's own rule. Named
-    layers must each match a module, or the run stops here: PEFT warns only when none matches, and would
-    train the rest. The recipe's default list (Qwen's seven projections, not changed on the command line)
-    means "every projection of attention and MLP", so on an architecture that names them otherwise (Phi-3's
-    fused qkv_proj and gate_up_proj) it becomes that architecture's linear layers, by the same PEFT rule."""
+
+def attention_reason(config) -> str:
+    if attention_for(config) == "eager":
+        return " (the model caps its attention scores, attn_logit_softcapping; only eager attention computes that)"
+    return " (transformers' choice for this model)"
+
+
+# Decoding: a model folder's generation_config.json may carry sampling settings (repetition_penalty, top_k,
+# temperature, ...), and transformers' generate() fills every field the caller leaves unset from it
+# (transformers/generation/utils.py:1929-1937), GRPO's sampling included. The recipe decodes only with its
+# own settings (recipe/evaluate.py: decoding), so the folder's config keeps its token ids and nothing else.
+TOKEN_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+
+
+def recipe_decoding_only(model) -> None:
+    """Replace the model's generation config by one that holds only its token ids (its end tokens stay: GRPO,
+    the comparison and vLLM all stop at them, end_token_ids), and say what was dropped."""
+    from transformers import GenerationConfig
+
+    current = getattr(model, "generation_config", None)
+    if current is None:
+        return
+    kept = {k: getattr(current, k, None) for k in TOKEN_FIELDS if getattr(current, k, None) is not None}
+    dropped = {k: v for k, v in current.to_diff_dict().items() if k not in TOKEN_FIELDS and k != "transformers_version"}
+    model.generation_config = GenerationConfig(**kept)
+    if dropped:
+        said = ", ".join(f"{k}={v}" for k, v in sorted(dropped.items()))
+        print(
+            f"decoding: the model's generation_config.json sets {said}; not used: GRPO, the held-out curve and "
+            "the comparison decode with the recipe's settings only (TEMPERATURE, TOP_P, MIN_P; greedy)"
+        )
+
+
+class LoraTargets:
+    """What LoRA wraps: linear layers by name (PEFT's target_modules) and the fused expert weights of a
+    mixture-of-experts model, stored as 3-D parameters rather than Linear layers (PEFT's target_parameters)."""
+
+    def __init__(self, modules: list[str], parameters: list[str]):
+        self.modules, self.parameters = modules, parameters
+
+    def names(self) -> list[str]:
+        return [*self.modules, *self.parameters]
+
+
+def expert_parameters(model) -> list[str]:
+    """`experts.<name>` for each fused expert weight (a 3-D parameter of a module named experts: Qwen3-MoE,
+    Mixtral, Qwen3-Next, gpt-oss in transformers 5), which PEFT 0.21 wraps through target_parameters
+    (peft/tuners/lora/layer.py, ParamWrapper)."""
+    found = set()
+    for name, parameter in model.named_parameters():
+        owner, _, leaf = name.rpartition(".")
+        if parameter.ndim == 3 and owner.rsplit(".", 1)[-1] == "experts":
+            found.add(f"experts.{leaf}")
+    return sorted(found)
+
+
+def lora_targets(model, settings: dict) -> LoraTargets:
+    """The layers (and expert weights) LoRA wraps in this model, checked against it before PEFT sees them.
+
+    "Every projection" is the default (the recipe's seven names, not changed on the command line) and
+    LORA_TARGETS "all-linear": every linear layer but the output head, by PEFT's own rule, and on a
+    mixture-of-experts model the experts' fused weights too. So the default follows the architecture: Phi-3's
+    fused qkv_proj and gate_up_proj, a hybrid's linear-attention projections (Qwen3-Next), a MoE's experts.
+    Named layers must each match a module or an expert weight, or the run stops here: PEFT warns only when
+    none matches, and would train the rest."""
     from peft import LoraConfig
     from peft.tuners.tuners_utils import _maybe_include_all_linear_layers
 
     every = _maybe_include_all_linear_layers(LoraConfig(target_modules="all-linear", task_type="CAUSAL_LM"), model)
     linear = sorted({name.rsplit(".", 1)[-1] for name in every.target_modules})
+    experts = expert_parameters(model)
+    everything = LoraTargets(linear, experts)
     wanted = [name.strip() for name in settings["lora_targets"].split(",") if name.strip()]
     if [name.lower() for name in wanted] == ["all-linear"]:
-        return linear
+        return everything
     modules = [name for name, _ in model.named_modules()]
-    missing = [w for w in wanted if not any(name == w or name.endswith("." + w) for name in modules)]
-    if not missing:
-        return wanted
+    parameters = [name for name, p in model.named_parameters() if p.ndim == 3]
+
+    def matches(names, w):
+        return any(name == w or name.endswith("." + w) for name in names)
+
+    chosen = LoraTargets([w for w in wanted if matches(modules, w)], [w for w in wanted if matches(parameters, w)])
+    missing = [w for w in wanted if w not in chosen.names()]
     kind = type(model).__name__
-    if "lora_targets" not in settings.get("explicit", ()):
-        print(f"LoRA: {kind} has no {', '.join(missing)}; every projection here is: {', '.join(linear)}")
-        return linear
-    raise SetupError(
-        f"--lora-targets names {', '.join(missing)}, which match no layer of {kind}. Its linear layers are: "
-        f"{', '.join(linear)}. Name those you want, or pass --lora-targets all-linear."
+    if "lora_targets" not in settings.get("explicit", ()):  # the default means every projection
+        if not missing and set(linear) <= set(chosen.modules) and not experts:
+            return chosen
+        left_out = [n for n in everything.names() if n not in chosen.names()]
+        print(
+            f"LoRA: every projection of {kind} is {', '.join(everything.names())}"
+            + (f" (the default names lack {', '.join(missing)})" if missing else "")
+            + (f"; beyond the default names: {', '.join(left_out)}" if left_out else "")
+            + ". To train fewer, name them: --lora-targets NAME,NAME"
+        )
+        return everything
+    if missing:
+        raise SetupError(
+            f"--lora-targets names {', '.join(missing)}, which match no layer of {kind}. Its linear layers are: "
+            f"{', '.join(linear)}"
+            + (f"; its experts' fused weights: {', '.join(experts)}" if experts else "")
+            + ". Name those you want, or pass --lora-targets all-linear (all of them)."
+        )
+    return chosen
+
+
+def lora_config(settings: dict, targets: LoraTargets):
+    """PEFT's LoRA config for these targets: one place, for the run and for --check's dry run alike."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings["lora_rank"],
+        lora_alpha=settings["lora_alpha"],
+        lora_dropout=0.0,
+        bias="none",
+        target_modules=targets.modules,
+        target_parameters=targets.parameters or None,
+        task_type="CAUSAL_LM",
     )
 
 
+def planned_lora(model, settings: dict) -> dict:
+    """lora_coverage of LoRA applied as the run would apply it, to a model built without weights
+    (model_skeleton): what --check reports and the run refuses before it writes anything. Raises SetupError
+    for targets that match nothing."""
+    import contextlib
+    import io
+
+    from peft import get_peft_model
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the run itself prints what lora_targets decided
+        targets = lora_targets(model, settings)
+    coverage = lora_coverage(get_peft_model(model, lora_config(settings, targets)))
+    return {"targets": targets.names(), **coverage, "not_wrapped": not_wrapped(targets, coverage)}
+
+
+def model_skeleton(model_name: str, trust_remote_code: bool = False, local_only: bool = False):
+    """The model's modules built from its config alone, on the meta device: no weights read, no memory
+    taken. For checking LoRA targets before anything heavy loads. Raises OSError or ValueError when the
+    config cannot be read (not on this machine with local_only, or unknown to this transformers)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_name, trust_remote_code=trust_remote_code, local_files_only=local_only)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+
+
+def lora_before_loading(settings: dict) -> dict:
+    """planned_lora for the run, before its folder exists: the model built from its config (fetched from the
+    hub when not local: a few KB), so targets that match nothing cost seconds and leave nothing behind."""
+    with advice_on_load_failure(settings["model_name"], settings):
+        model = model_skeleton(settings["model_name"], settings["trust_remote_code"])
+    return planned_lora(model, settings)
+
+
 def lora_coverage(model) -> dict:
-    """What LoRA actually wraps, for config.json: each wrapped layer's name and how many of it, and the
-    trainable parameters against all of the model's (PEFT's count, which knows 4-bit packing)."""
+    """What LoRA actually wraps, for config.json: each wrapped layer's name and how many of it (an expert
+    weight as experts.NAME), the same per layer type (full and sliding attention, linear attention: a hybrid
+    model's layers differ), and the trainable parameters against all of the model's (PEFT's count, which
+    knows 4-bit packing)."""
     from collections import Counter
 
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    wrapped = Counter(name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, BaseTunerLayer))
+    def wrapped_name(name: str, module) -> str:
+        parameter = getattr(module, "parameter_name", None)  # PEFT's ParamWrapper: one expert weight
+        while name.endswith(".base_layer"):  # two expert weights of one module: wrappers nest
+            name = name.removesuffix(".base_layer")
+        leaf = name.rsplit(".", 1)[-1]
+        return f"{leaf}.{parameter}" if parameter else leaf
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config
+    layer_types = getattr(config, "layer_types", None) or []
+    wrapped, per_type = Counter(), {}
+    layers_of_type = Counter(layer_types) if layer_types else Counter({"decoder": config.num_hidden_layers})
+    for name, module in base.named_modules():
+        if not isinstance(module, BaseTunerLayer):
+            continue
+        short = wrapped_name(name, module)
+        wrapped[short] += 1
+        index = _layer_index(name)
+        kind = layer_types[index] if index is not None and index < len(layer_types) else "decoder"
+        per_type.setdefault(kind, Counter())[short] += 1
     trainable, total = model.get_nb_trainable_parameters()
     return {
         "wrapped_modules": dict(sorted(wrapped.items())),
+        "per_layer_type": {
+            kind: {"layers": count, "wrapped": dict(sorted(per_type.get(kind, {}).items()))}
+            for kind, count in layers_of_type.items()
+        },
         "trainable_parameters": trainable,
         "all_parameters": total,
     }
+
+
+def _layer_index(name: str) -> int | None:
+    """N of the first ".layers.N." in a module name: the decoder layer it belongs to."""
+    parts = name.split(".")
+    for before, after in zip(parts, parts[1:], strict=False):
+        if before == "layers" and after.isdigit():
+            return int(after)
+    return None
+
+
+def not_wrapped(targets: LoraTargets, coverage: dict) -> list[str]:
+    """Targets PEFT wrapped nowhere. On the mixture-of-experts types that transformers 5 converts (Mixtral,
+    Qwen2/3-MoE, Qwen3-Next, ...), PEFT 0.21 reads gate_proj, up_proj and down_proj as the experts' fused weights
+    and drops them from the module targets (peft/utils/transformers_weight_conversion.py, _convert_peft_config_moe),
+    so Qwen3-Next's shared expert keeps its own projections untrained."""
+    return [name for name in targets.names() if name not in coverage["wrapped_modules"]]
+
+
+def print_coverage(coverage: dict, targets: LoraTargets | None = None) -> None:
+    """LoRA's reach, one line per layer type: a hybrid model whose attention LoRA lands in 1 layer of 4
+    says so here, and so does a target PEFT wrapped nowhere."""
+    share = 100 * coverage["trainable_parameters"] / max(coverage["all_parameters"], 1)
+    print(f"LoRA: {coverage['trainable_parameters']:,} trainable parameters ({share:.2f} %)")
+    for kind, seen in coverage["per_layer_type"].items():
+        layers = seen["layers"]
+        names = ", ".join(f"{n} x{c}" if c != layers else n for n, c in seen["wrapped"].items()) or "nothing"
+        print(f"  {layers} {kind} layer(s): {names}")
+    missing = not_wrapped(targets, coverage) if targets else []
+    if missing:
+        print(
+            f"  not wrapped anywhere, although targeted: {', '.join(missing)} (PEFT 0.21 takes gate_proj, up_proj "
+            "and down_proj on this mixture-of-experts model for its experts' fused weights)"
+        )
 
 
 def _load_unsloth(settings: dict, adapter: str | None):
@@ -396,16 +612,23 @@ def _load_unsloth(settings: dict, adapter: str | None):
             trust_remote_code=settings["trust_remote_code"],
         )
     unsloth_tokenizer = with_recipe_template(unsloth_tokenizer)  # keeps Unsloth's own pad token if it set one
+    recipe_decoding_only(model)
     if adapter:
         return model, unsloth_tokenizer
+    targets = lora_targets(model, settings)
+    # Unsloth 2026.10.7's get_peft_model takes target_parameters for fused experts (unsloth/models/llama.py:4257;
+    # never run here)
+    experts = {"target_parameters": targets.parameters} if targets.parameters else {}
     model = FastLanguageModel.get_peft_model(
         model,
         r=settings["lora_rank"],
         lora_alpha=settings["lora_alpha"],
-        target_modules=lora_targets(model, settings),
+        target_modules=targets.modules,
         use_gradient_checkpointing="unsloth",  # offloads activations; long completions fit
         random_state=settings["seed"],
+        **experts,
     )
+    print_coverage(lora_coverage(model), targets)
     return model, unsloth_tokenizer
 
 

@@ -176,6 +176,19 @@ def comparison_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def decoding_words(report: dict) -> str:
+    """The decoding the comparison used, as comparison.json records it (recipe/evaluate.py: decoding)."""
+    used = report["settings"].get("decoding")
+    if not isinstance(used, dict):  # a report written before the decoding was recorded
+        return "greedy decoding"
+    words = "greedy decoding (repetition penalty {repetition_penalty})".format(**used["greedy"])
+    if "sampled" in used:
+        words += ", samples at temperature {temperature}, top_p {top_p}, min_p {min_p}, top_k {top_k} (off)".format(
+            **used["sampled"]
+        )
+    return words + "; nothing from the model's generation_config.json"
+
+
 def comparison_markdown(report: dict, examples: int = 3) -> str:
     labels = report["labels"]
     n = report[labels[0]]["problems"]
@@ -183,7 +196,7 @@ def comparison_markdown(report: dict, examples: int = 3) -> str:
     parts = [
         f"# {' vs '.join(labels).capitalize()} on {n} held-out problems",
         "",
-        "Same prompts, greedy decoding, the same verifier (`rewards.is_correct`) for every model. "
+        f"Same prompts, {decoding_words(report)}, the same verifier (`rewards.is_correct`) for every model. "
         f"Base is the model with its adapter switched off. Adapters: {adapters}.",
         "",
         comparison_table(report),

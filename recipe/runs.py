@@ -1,7 +1,8 @@
 """The run folder: where a run writes, how it resumes, and how it stops safely.
 
-OUTPUT_DIR/RUN_NAME holds status.json (training | interrupted | finished; a stop also records the signal,
-the checkpoint and the message it printed, which the next start repeats), config.json, checkpoints/,
+OUTPUT_DIR/RUN_NAME holds status.json (training | interrupted | stopped | finished; a stop by a signal also
+records the signal, the checkpoint and the message it printed, which the next start repeats; "stopped" is a
+refusal or a divergence after the folder existed, with its reason), config.json, checkpoints/,
 the adapters, the log and the report. A finished run is never overwritten; an unfinished one resumes
 from its newest complete checkpoint when the same command runs again. Under several processes only the
 main one writes.
@@ -296,7 +297,7 @@ def prepare_run_dir(output_dir: str, run_name: str, if_finished: str) -> tuple[P
     if earlier.get("signal") and is_main_process():  # its own message may have gone with a closed pipe
         saved = f", saved at {Path(earlier['checkpoint']).name}" if earlier.get("checkpoint") else ", nothing saved"
         say(f"the last start of this run was stopped by {earlier['signal']} ({earlier.get('time', '?')}){saved}")
-    if resume is None and earlier.get("status") in ("training", "interrupted") and is_main_process():
+    if resume is None and earlier.get("status") in ("training", "interrupted", "stopped") and is_main_process():
         say(
             f"{run_dir} holds an earlier start that stopped before its first complete checkpoint: "
             "this run starts over from the beginning, format priming included"

@@ -58,6 +58,11 @@ def sft_config(settings: dict, output_dir: Path):
         max_length=settings["max_seq_length"],
         disable_tqdm=not sys.stderr.isatty(),
         ddp_find_unused_parameters=False,  # LoRA uses every adapter weight
+        # A mixture of experts: no load-balancing loss in priming. With one, TRL 1.15 turns the model config's
+        # output_router_logits on for good (trl/trainer/sft_trainer.py:1204-1208), and every later generate()
+        # fails in transformers 5.17's loss, whose padding mask does not fit a cached step (modeling_qwen3_moe.py:
+        # 566-570). LoRA leaves the router frozen anyway.
+        router_aux_loss_coef=0.0,
         **precision(),
     )
 

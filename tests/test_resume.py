@@ -210,7 +210,8 @@ def test_divergence_stops_before_saving_by_either_detection_path(tmp_path):
     assert "training diverged at step 4" in run.stderr and "probabilities became NaN" in run.stderr
     assert f"Newest checkpoint, from before it: {checkpoints / 'checkpoint-2'}." in run.stderr
     assert sorted(p.name for p in checkpoints.iterdir() if p.is_dir()) == ["checkpoint-2"]
-    assert read_json(tmp_path / "smoke" / "status.json")["status"] == "training"  # never marked finished
+    status = read_json(tmp_path / "smoke" / "status.json")  # never marked finished, nor left reading "training"
+    assert status["status"] == "stopped" and status["reason"].startswith("training diverged at step 4")
     assert not (tmp_path / "smoke" / "comparison.json").exists()
 
 
