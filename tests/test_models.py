@@ -54,6 +54,7 @@ def test_a_hub_tokenizer_without_the_hub_comes_from_the_cache_or_not_at_all(monk
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(data, "probe_hub", lambda endpoint: f"{endpoint}: ConnectError: unreachable")
     (tmp_path / "local-model").mkdir()
+    (tmp_path / "local-model" / "tokenizer.json").write_text("{}")  # a folder with its tokenizer files
     asked = []
 
     def from_cache(name, **kwargs):
