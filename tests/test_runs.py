@@ -101,6 +101,7 @@ def test_jobs_on_an_earlier_run_get_fresh_folders(tmp_path):
     source = tmp_path / "run"
     assert new_folder_beside(source, str(tmp_path), "eval") == tmp_path / "run-eval"
     assert new_folder_beside(source, str(tmp_path), "eval") == tmp_path / "run-eval-2"
+    assert new_folder_beside(source, str(tmp_path), "eval") == tmp_path / "run-eval-3"
     elsewhere = tmp_path / "not" / "yet"  # --output-dir naming a folder that does not exist yet
     assert new_folder_beside(source, str(elsewhere), "merged") == elsewhere / "run-merged" and elsewhere.is_dir()
 
@@ -457,3 +458,9 @@ def test_only_sampling_from_nan_or_inf_probabilities_counts_as_divergence(tmp_pa
     else:
         with pytest.raises(RuntimeError, match=message[:20]):
             train_guarded(Failing(), make_guard(StopOnSignal()), tmp_path)
+
+
+def test_sizes_are_told_in_megabytes_below_a_gigabyte():
+    from recipe.runs import _mb
+
+    assert [_mb(n) for n in (5 * 2**20, 2**30 - 2**20, 2**30, 3 * 2**30)] == ["5.0 MB", "1023.0 MB", "1.0 GB", "3.0 GB"]
