@@ -117,6 +117,17 @@ def test_a_users_own_converter_folder_is_never_replaced(tmp_path, monkeypatch):
         export.ensure_converter()
 
 
+def test_a_llama_cpp_that_does_not_load_is_refused_before_any_work(monkeypatch):
+    """Installed but broken (a build for another CPU, a missing shared library): refused by check_export,
+    which runs before training, with the command that reinstalls it."""
+    monkeypatch.setattr(export, "missing_packages", lambda: [])
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # `import llama_cpp` now raises ImportError
+    monkeypatch.setattr(export, "ensure_converter", lambda: pytest.fail("went past the broken library"))
+    with pytest.raises(export.SetupError, match=r"llama-cpp-python does not load \(ModuleNotFoundError") as refused:
+        export.check_export("gguf")
+    assert export.INSTALL_GGUF in str(refused.value)
+
+
 def test_modelfile_carries_the_recipes_chat_format(tmp_path):
     """Ollama's template gives, for one question, the text the recipe's Jinja template gives."""
     from jinja2 import Template
