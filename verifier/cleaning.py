@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 
+from .numeric import number
+from .plaintext import to_latex
+
 
 # ----------------------------------------------------------------------------- units
 def _unit_words(*words: str) -> str:
@@ -105,7 +108,39 @@ def strip_unit(s: str) -> tuple[str, str | None]:
         if unit is not None and unit != found:
             return s, "conflict"  # "\$5 cm": two different units
         return rest, found
+    if unit is None:
+        return _unit_word(s)
     return s, unit
+
+
+# A number followed by a word the closed list lacks (`12 \\text{ apples}`, `12 apples`) reads as that number
+# with that word as its unit, unless a word changes, qualifies or denies the value: these never do.
+VALUE_WORDS = frozenset(
+    """not no none nor or and but if is are was were be equals equal wrong incorrect false true maybe perhaps
+    possibly probably about around approximately approx roughly nearly almost over under above below at least
+    most less more fewer than to from between times plus minus negative squared cubed power root roots sqrt
+    factorial mod modulo base pi half halves third thirds quarter quarters fourth fourths fifth fifths sixth
+    sixths seventh sevenths eighth eighths ninth ninths tenth tenths hundredth hundredths thousandth
+    thousandths hundred hundreds thousand thousands million millions billion billions trillion trillions
+    dozen dozens score sin cos tan log ln exp except only also other else""".split()
+)
+_WORD_IN_TEXT = re.compile(
+    r"(?P<number>.+?)\s*\\(?:text|mbox|mathrm|textrm|textnormal)\s*\{\s*(?P<words>[A-Za-z]{3,}(?:[ -][A-Za-z]{3,}){0,2})\s*\.?\s*\}"
+)
+_BARE_WORD = re.compile(r"(?P<number>.*?\d)\s+(?P<words>[a-z]{3,}(?:[ -][a-z]{3,}){0,2})")
+
+
+def _unit_word(s: str) -> tuple[str, str | None]:
+    """(number, "word:apple") for a plain number followed by one to three words (three letters or more,
+    in \\text{} or bare and lower case), none of them in VALUE_WORDS; (s, None) for anything else."""
+    match = _WORD_IN_TEXT.fullmatch(s) or _BARE_WORD.fullmatch(s)
+    if not match or number(match.group("number")) is None:
+        return s, None
+    words = re.split(r"[ -]", match.group("words").lower())
+    if any(word in VALUE_WORDS for word in words):
+        return s, None
+    singular = [re.sub(r"e$", "", re.sub(r"s$", "", word)) for word in words]
+    return match.group("number").strip(), "word:" + " ".join(singular)
 
 
 # ----------------------------------------------------------------------------- cleaning
@@ -252,6 +287,39 @@ def _cut_approximation(s: str) -> str:
     return left
 
 
+# "The answer is 34", "Answer: 34", "So the final answer is 34": a lead-in from this closed list, at the
+# start, with the whole answer after it. Nothing else is read out of a sentence.
+_LEAD_IN = (
+    r"(?:(?:so|thus|therefore|hence)\s*,?\s*)?(?:the\s+)?(?:final\s+)?(?:answer|result)\s*(?:is\s*:?|:|=)"
+)
+_LEAD_IN_BARE = re.compile(rf"{_LEAD_IN}\s*(?=\S)", re.IGNORECASE)
+_LEAD_IN_TEXT = re.compile(rf"\\(?:text|textbf|textit|mbox|mathrm)\s*\{{\s*{_LEAD_IN}\s*\}}\s*(?=\S)", re.IGNORECASE)
+_TRIG_DEGREES = re.compile(
+    r"\\(?P<f>sin|cos|tan|cot|sec|csc)\s*(?:(?P<p>\()\s*|(?P<b>\{)\s*)?(?P<n>-?\d{1,6}(?:\.\d{1,6})?)\s*"
+    r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\degree)\s*(?(p)\)|(?(b)\}|))"
+)
+# 2,500 inside an expression (`x+2,500`, `2,500x`): digits grouped by three, as for a whole number
+_GROUPED = r"\d{1,3}(?:,\d{3})+(?![\d,.])"
+_GROUPED_AFTER_OPERATOR = re.compile(rf"(?<=\S)(?P<op>\s*(?:[+\-*/=^]|\\cdot|\\times)\s*)(?P<n>{_GROUPED})")
+_GROUPED_BEFORE_OPERATOR = re.compile(rf"(?<![\d,.])(?P<n>{_GROUPED})(?=\s*(?:[+\-*/^]|\\cdot|\\times|[A-Za-z]))")
+
+
+def _lead_in_removed(s: str) -> str:
+    match = _LEAD_IN_TEXT.match(s) or _LEAD_IN_BARE.match(s)
+    return s[match.end() :] if match else s
+
+
+def _degrees_in_radians(match: re.Match) -> str:
+    """`\\sin(150^\\circ)` -> `\\sin(\\frac{150\\pi}{180})`: degrees inside a trigonometric function are
+    an angle, not a unit to remove (which would leave 150 radians)."""
+    return f"\\{match.group('f')}(\\frac{{{match.group('n')}\\pi}}{{180}})"
+
+
+def _grouped_digits(s: str) -> str:
+    s = _GROUPED_AFTER_OPERATOR.sub(lambda m: m.group("op") + m.group("n").replace(",", ""), s)
+    return _GROUPED_BEFORE_OPERATOR.sub(lambda m: m.group("n").replace(",", ""), s)
+
+
 def clean_text(raw: str) -> tuple[str, str | None, bool] | None:
     """(cleaned answer, canonical unit or None or "conflict", whether a \\text{} wrapper was removed), or
     None when the answer is malformed (a box that never closes, words between boxes)."""
@@ -267,6 +335,11 @@ def clean_text(raw: str) -> tuple[str, str | None, bool] | None:
     s = _MATRIX.sub("{pmatrix}", _FRACS.sub("\\\\frac", s))
     s = s.replace("{,}", ",")
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    s = to_latex(_lead_in_removed(s))
+    if "circ" in s or "degree" in s:
+        s = _TRIG_DEGREES.sub(_degrees_in_radians, s)
+    if "," in s:
+        s = _grouped_digits(s)
     if s.endswith("\\") and not s.endswith("\\\\"):
         s = s[:-1].rstrip()  # "185\\": a stray backslash at the end
     if "matrix" in s or "array" in s:  # [\begin{matrix} ... \end{matrix}] is a pmatrix

@@ -11,9 +11,9 @@ from fractions import Fraction
 
 from . import limits
 from .answer import Answer, classify
-from .numeric import equation_identity, identity
+from .numeric import equation_identity, identity, power_identity
 from .shape import bounded
-from .structures import has_relation
+from .structures import has_relation, labels_match
 from .symbolic import WORKER, Undecided
 
 _log = logging.getLogger("verifier")
@@ -48,14 +48,14 @@ def answers_equal(pred: str | None, gold: str | None) -> bool | None:
 
 
 _COMMAND = re.compile(r"\\[A-Za-z]+")
-_HAS_LETTER = re.compile(r"[A-Za-z]")
+_HAS_VARIABLE = re.compile(r"[A-DF-HJ-Za-df-hj-z]")  # a letter other than e and i, which are constants
 _SEVERAL = ("set", "tuple", "union", "matrix")
 
 
 def _numbers_equal(p: Answer, g: Answer) -> bool:
     """Plain numbers, or sets of them, exactly. A unit may be left out, not changed; x = 5 is not y = 5.
     A percentage on one side only may be read either way: 20% equals 20 and 0.2."""
-    if p.label is not None and g.label is not None and p.label != g.label:
+    if not labels_match(p.label, g.label):
         return False
     if p.unit is None or g.unit is None or p.unit == g.unit:
         if p.values == g.values:
@@ -74,6 +74,8 @@ def _equal(p: Answer, g: Answer, budget: list) -> bool:
         return False
     if p.unit and g.unit and p.unit != g.unit:
         return False  # a unit may be left out, not changed
+    if "time" in (p.kind, g.kind):  # a clock time equals only the same time: 20:34 = 20:34:00 = 8:34 pm
+        return p.kind == g.kind and p.word == g.word and labels_match(p.label, g.label)
     if "based" in (p.kind, g.kind):
         return _based_equal(p, g)
     if "choice" in (p.kind, g.kind) or "word" in (p.kind, g.kind):
@@ -81,9 +83,9 @@ def _equal(p: Answer, g: Answer, budget: list) -> bool:
     if (
         g.kind == "number"
         and p.kind == "expr"
-        and (_HAS_LETTER.search(_COMMAND.sub(" ", p.body)) or not any(c.isdigit() or c == "\\" for c in p.body))
+        and (_HAS_VARIABLE.search(_COMMAND.sub(" ", p.body)) or not any(c.isdigit() or c == "\\" for c in p.body))
     ):
-        return False  # a rational number is not "x", "none", "34x" or "6 - 5i"
+        return False  # a rational number is not "x", "none" or "34x" ("3+5i^2" and "2\\ln e" may be one)
     if p.kind in _SEVERAL or g.kind in _SEVERAL:
         return _equal_structures(p, g, budget)
     if p.body.count("=") > 1 or g.body.count("=") > 1:
@@ -101,6 +103,8 @@ def _expressions_equal(pred: str, gold: str, budget: list) -> bool:
     if _DIGIT_SUBSCRIPT.search(pred) or _DIGIT_SUBSCRIPT.search(gold):
         return False  # math-verify drops subscripts (52_9 = 52_8 to it): such answers are judged by text
     same = identity(pred, gold) if "=" not in pred + gold else equation_identity(pred, gold)  # exact, in-process
+    if same is None and "^" in pred and "^" in gold:
+        same = power_identity(pred, gold)  # (x-a)^{6000} vs (x-a)^{5999}: by structure, never expanded
     if same is not None:
         return same
     if not (bounded(pred) and bounded(gold)):
@@ -115,7 +119,7 @@ def _element_equal(pred: str, gold: str, budget: list) -> bool:
 def _equal_structures(p: Answer, g: Answer, budget: list) -> bool:
     """Sets, tuples, intervals, unions and matrices, element by element. (math-verify's grammar needs
     50 ms to seconds to parse a bracketed list, but a few ms per element.)"""
-    if p.label and g.label and p.label != g.label:
+    if not labels_match(p.label, g.label):
         return False  # (a,b) = (4,1) is not (b,a) = (4,1); x \in [1, 2] is not y \in [1, 2]
     if "set" in (p.kind, g.kind):
         if p.kind in ("tuple", "union", "matrix") or g.kind in ("tuple", "union", "matrix"):
@@ -180,7 +184,7 @@ def _texts_to_compare(p: Answer, g: Answer) -> tuple[str, str | None]:
     equations go to math-verify whole (rearranged or scaled ones are equal). A relation in the answer
     to a reference that has none is wrong: math-verify would read "x + 1 = 34" as its right side, 34."""
     gold_relation, pred_relation = has_relation(g.body), has_relation(p.body)
-    if gold_relation or (g.label and pred_relation) or (p.label and g.label and p.label != g.label):
+    if gold_relation or (g.label and pred_relation) or not labels_match(p.label, g.label):
         return g.text, p.text
     if pred_relation:
         return g.text, None

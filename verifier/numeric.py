@@ -24,6 +24,7 @@ _SLASH = re.compile(rf"([+-]?\d{{1,{MAX_DIGITS}}})\s*/\s*(\d{{1,{MAX_DIGITS}}})"
 _FRAC_ARGS = re.compile(
     rf"\\frac\s*(?:\{{\s*(-?\d{{1,{MAX_DIGITS}}})\s*\}}|(\d))\s*(?:\{{\s*(\d{{1,{MAX_DIGITS}}})\s*\}}|(\d))"
 )
+MIXED_SPACED = re.compile(r"(\d{1,20})\s+(\d{1,20})\s*/\s*(\d{1,20})")  # 1 1/2: a mixed number
 _SCIENTIFIC = re.compile(r"(?P<mantissa>.+?)\s*(?:\\times|\\cdot|\*)\s*10\s*\^\s*\{?\s*(?P<exp>[+-]?\d{1,3})\s*\}?")
 
 
@@ -45,6 +46,13 @@ def number(s: str) -> Fraction | None:
             return Fraction(numerator, denominator) if denominator else None
         negative = s.startswith("-")
         body = s[1:].lstrip() if negative else s
+        match = MIXED_SPACED.fullmatch(body)
+        if match:  # 1 1/2: one and a half, only as a proper fraction (1 3/2 is no number people write)
+            whole, numerator, denominator = (int(match.group(k)) for k in (1, 2, 3))
+            if not 0 < numerator < denominator:
+                return None
+            value = whole + Fraction(numerator, denominator)
+            return -value if negative else value
         whole = None
         mixed = re.match(r"(\d{1,20})\s*(?=\\frac)", body)
         if mixed:
@@ -298,3 +306,80 @@ class _Parser:
         elif not math.isfinite(value) or abs(value) > 1e100:
             raise _NotArithmetic
         return value
+
+
+def _hashed_point(seed: bytes, point: int, k: int = 0) -> Fraction:
+    draw = int.from_bytes(hashlib.sha256(seed + bytes([point, k])).digest()[:8], "big") >> 12  # 52 bits
+    return Fraction(draw + 2, 1 << 50) + 1
+
+
+def polynomial(s: str) -> tuple[str, tuple[Fraction, Fraction, Fraction]] | None:
+    """(variable, (c0, c1, c2)) when s is c0 + c1 v + c2 v^2 in one letter v with rational coefficients,
+    however written (`9-12r`, `2(x+1)`, `x^2 - 5x + 6`, `(x-2)(x-3)`); None for anything else. The
+    coefficients come from the values at 0, 1 and -1, exactly; two more points drawn from a hash of the
+    text confirm that the degree is at most 2 (a higher-degree or rational function fails them)."""
+    tokens = _tokens(s)
+    if not tokens:
+        return None
+    letters = {t for t in tokens if t.isalpha()}
+    if len(letters) != 1 or letters & _NOT_VARIABLES:
+        return None
+    (letter,) = letters
+    values = [_evaluate(tokens, {letter: Fraction(x)}, exact=True) for x in (0, 1, -1)]
+    if any(v is None for v in values):
+        return None
+    c0, c1, c2 = values[0], (values[1] - values[2]) / 2, (values[1] + values[2]) / 2 - values[0]
+    seed = hashlib.sha256(s.encode()).digest()
+    for point in range(2):
+        t = _hashed_point(seed, point)
+        if _evaluate(tokens, {letter: t}, exact=True) != c0 + c1 * t + c2 * t * t:
+            return None
+    return letter, (c0, c1, c2)
+
+
+_POWER_FORM = re.compile(r"(?P<base>.+?)\s*\^\s*(?:\{\s*(?P<braced>\d{1,6})\s*\}|(?P<digit>\d))")
+
+
+def _power_parts(s: str) -> tuple[str, int] | None:
+    """(base, exponent) of `(x-a)^{6000}` or `x^{7}`; None for anything else."""
+    match = _POWER_FORM.fullmatch(s.strip())
+    if not match:
+        return None
+    base = match.group("base").strip()
+    if base.startswith("(") and base.endswith(")"):
+        depth = 0
+        for i, c in enumerate(base):
+            depth += (c == "(") - (c == ")")
+            if depth == 0 and i < len(base) - 1:
+                return None  # (a)(b)^2: the power is not on the whole
+        base = base[1:-1]
+    elif not re.fullmatch(r"[A-Za-z]", base):
+        return None
+    return base, int(match.group("braced") or match.group("digit"))
+
+
+def power_identity(pred: str, gold: str) -> bool | None:
+    """Whether `B^m` and `C^n` are equal, judged by their structure, without expanding: when the bases are
+    the same rational function up to sign (`(x-a)^{6000}` and `(a-x)^{6000}`), not a constant, the powers
+    are equal exactly when the exponents are, with an odd exponent the sign too. None for anything else
+    (different bases, such as (x^2)^3 and (x^3)^2, are left to math-verify)."""
+    parts = _power_parts(pred), _power_parts(gold)
+    if None in parts:
+        return None
+    (pred_base, pred_exponent), (gold_base, gold_exponent) = parts
+    same = identity(pred_base, gold_base)
+    opposite = identity(pred_base, f"-({gold_base})")
+    if not (same or opposite):
+        return None
+    tokens = _tokens(gold_base)
+    letters = sorted({t for t in tokens if t.isalpha()})
+    seed = hashlib.sha256(f"{pred}\x00{gold}".encode()).digest()
+    values = {
+        _evaluate(tokens, {v: _hashed_point(seed, point, k) for k, v in enumerate(letters)}, exact=True)
+        for point in range(2)
+    }
+    if len(values) < 2 or None in values:
+        return None  # a constant base: 1^{6000} = 1^{5999}
+    if pred_exponent != gold_exponent:
+        return False  # B^m = B^n for all values only if B is constant
+    return bool(same) or gold_exponent % 2 == 0
