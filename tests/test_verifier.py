@@ -156,7 +156,7 @@ KINDS = {
         ("15 \\text{ square feet}", "15", True),
         ("28 percentage", "0.28", True),
         ("29 percentage", "28\\%", False),
-        ("28 \\text{ apples}", "28", False),
+        ("28 \\text{ apples}", "28 \\text{ pears}", False),  # a unit word may be left out, not changed
     ],
 }
 

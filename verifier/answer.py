@@ -229,9 +229,11 @@ _SEMICOLON = re.compile(r";")
 def _labelled_solutions(s: str) -> tuple[str, list[str]] | None:
     """`m=3, n=1; m=5, n=1` -> ("(m,n)", ["(3, 1)", "(5, 1)"]): solutions separated by semicolons, each
     naming the same variables in the same order; None for anything else."""
-    if ";" not in s or "=" not in s:
+    if "=" not in s:
         return None
-    groups, _ = top_level_split(s, _SEMICOLON)
+    groups = top_level_split(s, _SEMICOLON)[0] if ";" in s else _repeating_groups(s)
+    if groups is None:
+        return None
     names, tuples = None, []
     for group in groups:
         pairs = [split_label(item) for item in split_top(group)]
@@ -243,6 +245,19 @@ def _labelled_solutions(s: str) -> tuple[str, list[str]] | None:
         names = labels
         tuples.append("(" + ", ".join(value for _, value in pairs) + ")")
     return "(" + ",".join(names) + ")", tuples
+
+
+def _repeating_groups(s: str) -> list[str] | None:
+    """`m=3, n=1, m=5, n=1` (written with "and" between the solutions) -> ["m=3, n=1", "m=5, n=1"]: a list
+    of labelled values whose names repeat in the same order; None for anything else."""
+    items = split_top(s)
+    labels = [split_label(item)[0] for item in items]
+    if None in labels:
+        return None
+    for size in range(2, len(items) // 2 + 1):
+        if len(items) % size == 0 and len(set(labels[:size])) == size and labels == labels[:size] * (len(items) // size):
+            return [", ".join(items[i : i + size]) for i in range(0, len(items), size)]
+    return None
 
 
 def _union_of_inequalities(items: list[str]) -> tuple[str, list[str]] | None:

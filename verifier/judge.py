@@ -48,6 +48,7 @@ def answers_equal(pred: str | None, gold: str | None) -> bool | None:
 
 
 _COMMAND = re.compile(r"\\[A-Za-z]+")
+_FUNCTION = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc|ln|log|exp)(?![A-Za-z])")
 _HAS_VARIABLE = re.compile(r"[A-DF-HJ-Za-df-hj-z]")  # a letter other than e and i, which are constants
 _SEVERAL = ("set", "tuple", "union", "matrix")
 
@@ -83,6 +84,7 @@ def _equal(p: Answer, g: Answer, budget: list) -> bool:
     if (
         g.kind == "number"
         and p.kind == "expr"
+        and not _FUNCTION.search(p.body)  # \\sin(x)^2 + \\cos(x)^2 is 1
         and (_HAS_VARIABLE.search(_COMMAND.sub(" ", p.body)) or not any(c.isdigit() or c == "\\" for c in p.body))
     ):
         return False  # a rational number is not "x", "none" or "34x" ("3+5i^2" and "2\\ln e" may be one)
