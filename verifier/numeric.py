@@ -149,8 +149,8 @@ def identity(pred: str, gold: str) -> bool | None:
             draw = int.from_bytes(chunk[:8], "big") >> 12  # 52 bits
             env[letter] = Fraction(draw + 2, 1 << 50) + 1 if exact else (draw + 2) / 2.0**52 + 0.5
         a, b = _evaluate(pred_tokens, env, exact), _evaluate(gold_tokens, env, exact)
-        if a is None or b is None:
-            return None
+        if a is None or b is None:  # too big to evaluate exactly, such as (x-a)^{6000}: modulo a prime
+            return _modular_identity(pred_tokens, gold_tokens, sorted(letters), seed) if exact and letters else None
         if exact and a != b:
             return False
         if not exact and abs(a - b) > 1e-6 * max(1.0, abs(a), abs(b)):
@@ -337,49 +337,110 @@ def polynomial(s: str) -> tuple[str, tuple[Fraction, Fraction, Fraction]] | None
     return letter, (c0, c1, c2)
 
 
-_POWER_FORM = re.compile(r"(?P<base>.+?)\s*\^\s*(?:\{\s*(?P<braced>\d{1,6})\s*\}|(?P<digit>\d))")
+
+# ----------------------------------------------------------------------------- modular evaluation
+_PRIME = (1 << 61) - 1  # values modulo this prime: (x-a)^{6000} costs a few multiplications, not 6000 digits
+_MAX_MODULAR_EXPONENT_BITS = 64
 
 
-def _power_parts(s: str) -> tuple[str, int] | None:
-    """(base, exponent) of `(x-a)^{6000}` or `x^{7}`; None for anything else."""
-    match = _POWER_FORM.fullmatch(s.strip())
-    if not match:
-        return None
-    base = match.group("base").strip()
-    if base.startswith("(") and base.endswith(")"):
-        depth = 0
-        for i, c in enumerate(base):
-            depth += (c == "(") - (c == ")")
-            if depth == 0 and i < len(base) - 1:
-                return None  # (a)(b)^2: the power is not on the whole
-        base = base[1:-1]
-    elif not re.fullmatch(r"[A-Za-z]", base):
-        return None
-    return base, int(match.group("braced") or match.group("digit"))
+class _Mod:
+    """An integer modulo _PRIME, with the operations _Parser uses (a division by 0 raises)."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: int):
+        self.v = v % _PRIME
+
+    @classmethod
+    def of(cls, value: Fraction) -> "_Mod":
+        if value.denominator % _PRIME == 0:
+            raise ZeroDivisionError
+        return cls(value.numerator * pow(value.denominator, -1, _PRIME))
+
+    def __add__(self, other):
+        return _Mod(self.v + other.v)
+
+    def __sub__(self, other):
+        return _Mod(self.v - other.v)
+
+    def __mul__(self, other):
+        return _Mod(self.v * other.v)
+
+    def __truediv__(self, other):
+        if other.v == 0:
+            raise ZeroDivisionError
+        return _Mod(self.v * pow(other.v, -1, _PRIME))
+
+    def __neg__(self):
+        return _Mod(-self.v)
+
+    def __eq__(self, other):
+        return isinstance(other, _Mod) and self.v == other.v
+
+    def __hash__(self):
+        return self.v
 
 
-def power_identity(pred: str, gold: str) -> bool | None:
-    """Whether `B^m` and `C^n` are equal, judged by their structure, without expanding: when the bases are
-    the same rational function up to sign (`(x-a)^{6000}` and `(a-x)^{6000}`), not a constant, the powers
-    are equal exactly when the exponents are, with an odd exponent the sign too. None for anything else
-    (different bases, such as (x^2)^3 and (x^3)^2, are left to math-verify)."""
-    parts = _power_parts(pred), _power_parts(gold)
-    if None in parts:
-        return None
-    (pred_base, pred_exponent), (gold_base, gold_exponent) = parts
-    same = identity(pred_base, gold_base)
-    opposite = identity(pred_base, f"-({gold_base})")
-    if not (same or opposite):
-        return None
-    tokens = _tokens(gold_base)
-    letters = sorted({t for t in tokens if t.isalpha()})
-    seed = hashlib.sha256(f"{pred}\x00{gold}".encode()).digest()
-    values = {
-        _evaluate(tokens, {v: _hashed_point(seed, point, k) for k, v in enumerate(letters)}, exact=True)
-        for point in range(2)
-    }
-    if len(values) < 2 or None in values:
-        return None  # a constant base: 1^{6000} = 1^{5999}
-    if pred_exponent != gold_exponent:
-        return False  # B^m = B^n for all values only if B is constant
-    return bool(same) or gold_exponent % 2 == 0
+class _ModularParser(_Parser):
+    """_Parser's grammar on values modulo _PRIME; an exponent must be plain integer arithmetic (`^{6000}`,
+    `^{2 \\cdot 3000}`), evaluated exactly. No \\sqrt, \\pi or functions."""
+
+    def __init__(self, tokens: list[str], env: dict):
+        super().__init__(tokens, env, exact=True)
+
+    def atom(self):
+        token = self.peek()
+        if token is not None and (token[0].isdigit() or token[0] == "."):
+            self.take()
+            return _Mod.of(Fraction(token))
+        return super().atom()
+
+    def group(self):
+        token = self.peek()
+        if token is not None and token != "{" and token.isdigit() and len(token) == 1:
+            self.take()
+            return _Mod(int(token))
+        return super().group()
+
+    def power(self):
+        base = self.unary()
+        if self.peek() != "^":
+            return base
+        self.take()
+        exponent_parser = _Parser(self.tokens, {}, exact=True)  # the exponent's true value, not its residue
+        exponent_parser.i = self.i
+        exponent = exponent_parser.atom()
+        self.i = exponent_parser.i
+        if exponent.denominator != 1 or exponent.numerator.bit_length() > _MAX_MODULAR_EXPONENT_BITS:
+            raise _NotArithmetic
+        if exponent < 0:
+            return _Mod(1) / _Mod(pow(base.v, -int(exponent), _PRIME))
+        return _Mod(pow(base.v, int(exponent), _PRIME))
+
+    def _small(self, value):
+        return value
+
+
+def _modular_identity(pred_tokens: list[str], gold_tokens: list[str], letters: list[str], seed: bytes) -> bool | None:
+    """Whether two rational expressions agree at three points modulo a 61-bit prime, the points drawn from
+    a hash of the texts. Two different rational functions whose degree is at most D agree at such a point
+    with a chance of about D / 2^61 (Schwartz-Zippel): 2^-47 for a degree of ten thousand. None when an
+    expression is not of this kind or a denominator vanishes at a point."""
+    for point in range(3):
+        env = {}
+        for k, letter in enumerate(letters):
+            draw = int.from_bytes(hashlib.sha256(seed + b"mod" + bytes([point, k])).digest()[:8], "big")
+            env[letter] = _Mod(draw)
+        values = []
+        for tokens in (pred_tokens, gold_tokens):
+            try:
+                parser = _ModularParser(tokens, env)
+                value = parser.sum()
+                values.append(value if parser.i == len(tokens) else None)
+            except (_NotArithmetic, ZeroDivisionError, ValueError, AttributeError, TypeError):
+                return None
+        if None in values:
+            return None
+        if values[0] != values[1]:
+            return False
+    return True
