@@ -202,6 +202,19 @@ KINDS = {
         ("(-inf, 2)", "(-\\infty, 2)", True),  # a control: accepted before too
         ("(-inf, 2)", "(-\\infty, 2]", False),  # open, not closed
         ("4*pi*r^2", "4\\pi r^2", True),
+        ("sin^2(x)+cos^2(x)", "1", True),
+        ("ln 8", "3\\ln 2", True),
+        ("ln 8", "2\\ln 3", False),  # a changed value
+        ("√(x+1)", "\\sqrt{x+1}", True),
+        ("√(x+1)", "\\sqrt{x}+1", False),  # the root of the whole bracket
+        ("arctan(1)", "\\frac{\\pi}{4}", True),
+        ("arctan(1)", "\\frac{\\pi}{3}", False),  # a changed angle
+        ("e**(2x)", "e^{2x}", True),
+        ("exp(-x^2)", "e^{-x^2}", True),
+        ("exp(-x^2)", "e^{x^2}", False),  # a dropped sign
+        ("1/(2*sqrt(3))", "\\frac{\\sqrt3}{6}", True),  # a control: accepted before too
+        ("(2*x+1)/(x-1)", "\\frac{2x+1}{x-1}", True),  # a control: accepted before too
+        ("(2*x+1)/(x-1)", "\\frac{2x-1}{x-1}", False),  # a changed sign
     ],
     "inequalities equal after scaling or solving": [
         ("3x \\ge 12", "x \\ge 4", True),
@@ -243,6 +256,19 @@ KINDS = {
         ("2y<4", "x<2", False),  # another variable
         ("2x<4", "x<4", False),  # scaled on one side only
         ("x < 2", "y < 2", False),  # another variable
+        ("x^2 < 2", "-\\sqrt{2} < x < \\sqrt{2}", True),
+        ("x^2 < 2", "-\\sqrt{2} \\le x < \\sqrt{2}", False),  # a closed end for an open one
+        ("x^2 - 2x - 1 \\ge 0", "x \\le 1-\\sqrt{2} \\text{ or } x \\ge 1+\\sqrt{2}", True),
+        ("x^2 - 2x - 1 \\ge 0", "x \\le 1-\\sqrt{2} \\text{ or } x \\ge 1+\\sqrt{3}", False),  # a changed irrational end
+        ("(x-1)(x-3) < 0", "1 < x < 3", True),
+        ("(x-1)(x-3) < 0", "x < 1 \\text{ or } x > 3", False),  # outside the roots, not between
+        ("x < 0.5", "2x < 1", True),
+        ("2x \\le 7", "x \\le \\frac{7}{2}", True),
+        ("2x \\le 7", "x \\le 7", False),  # scaled on one side only
+        ("2x < 4", "x \\in (-\\infty, 2)", True),
+        ("2x < 4", "x \\in (-\\infty, 2]", False),  # a closed end for an open one
+        ("5 - x > 2", "x < 3", True),
+        ("5 - x > 2", "x > 3", False),  # the relation turned the wrong way
     ],
     "degrees inside trigonometric functions": [
         ("\\sin 30^\\circ", "\\frac12", True),
@@ -263,6 +289,11 @@ KINDS = {
         ("\\sin(\\frac{\\pi}{6})", "\\frac12", True),  # a control: accepted before too
         ("\\sin(\\frac{\\pi}{6})", "\\sin 30^\\circ", True),
         ("\\cos 0^\\circ", "1", True),  # a control: accepted before too
+        ("\\tan 135^\\circ", "-1", True),
+        ("\\cos 180^\\circ", "-1", True),
+        ("\\cos 180^\\circ", "1", False),  # a changed sign
+        ("\\sin 90^{\\circ}", "1", True),
+        ("sin 30°", "0.5", True),
     ],
     "the imaginary unit and constants": [
         ("i(2-i)", "1+2i", True),
@@ -289,6 +320,18 @@ KINDS = {
         ("\\log_2 8", "4", False),  # a changed value
         ("6-5i", "6 - 5", False),  # the imaginary part dropped
         ("34i", "34", False),  # an imaginary number is not 34
+        ("(2+3i)(1-i)", "5+i", True),
+        ("(2+3i)(1-i)", "5-i", False),  # a changed sign
+        ("\\frac{2+i}{2-i}", "\\frac{3}{5}+\\frac{4}{5}i", True),
+        ("\\frac{2+i}{2-i}", "\\frac{3}{5}-\\frac{4}{5}i", False),  # the conjugate
+        ("|3+4i|", "5", True),
+        ("|3+4i|", "7", False),  # the modulus is not the sum
+        ("e^{i\\pi}", "-1", True),
+        ("e^{i\\pi}", "1", False),  # a changed sign
+        ("\\sqrt{-4}", "2i", True),
+        ("\\sqrt{-4}", "2", False),  # the imaginary unit dropped
+        ("e^{2\\ln 3}", "9", True),
+        ("e^{2\\ln 3}", "6", False),  # a changed value
     ],
     "notation: mixed numbers, clock times, f(x), solutions, digit groups": [
         ("1 1/2", "1.5", True),
@@ -332,6 +375,12 @@ KINDS = {
         ("3x - 1,000", "3x - 1000", True),
         ("3x - 1,000", "3x - 1", False),  # the group is part of the number
         ("1,000,000 + x", "x + 1000000", True),
+        ("9 pm", "21:00", True),
+        ("9 am", "21:00", False),  # morning, not evening
+        ("9 \\text{ PM}", "9:00 \\text{ PM}", True),
+        ("f(x)=3+2x", "y=2x+3", True),
+        ("x = 1 \\text{ or } x = 2", "x=1; x=2", True),  # a control: accepted before too
+        ("x = 1 \\text{ or } x = 2", "x=1; x=3", False),  # a changed solution
     ],
     "prose inside the answer block": [
         ("The answer is 34", "34", True),
@@ -359,6 +408,15 @@ KINDS = {
         ("34 \\text{ or more}", "34", False),  # a bound, not a value
         ("It is 34", "34", False),  # a lead-in outside the closed list
         ("12 \\text{ apples}", "12 \\text{ apple}", True),
+        ("**34**", "34", True),
+        ("**Answer:** 34", "34", True),
+        ("**Answer:** 35", "34", False),  # a wrong number in markdown bold
+        ("x = 12 \\text{ apples}", "12", True),
+        ("x = 12 \\text{ apples}", "13", False),  # a wrong number
+        ("The value is 34", "34", True),
+        ("\\text{34 apples}", "34", True),
+        ("Final answer: \\frac{3}{4}", "0.75", True),
+        ("Final answer: \\frac{3}{4}", "0.7", False),  # a rounded value
     ],
     "big powers compared by structure": [
         ("(x-a)^{6000}", "(x-a)^{5999}", False),  # the issue's case: decided by structure, not expanded
@@ -378,6 +436,48 @@ KINDS = {
 def test_kind_both_directions(kind, a, b, equal):
     assert is_correct(respond(a), b) is equal
     assert is_correct(respond(b), a) is equal
+
+
+def test_big_powers_are_decided_without_the_worker(monkeypatch):
+    """(x-a)^{6000} vs (x-a)^{5999} was undecided (sympy expanded it until the CPU budget ran out). With no
+    worker at all (it cannot start), both verdicts still come: the powers are compared in-process, modulo
+    a prime at hashed points, so no budget is involved and the outcome cannot depend on the machine."""
+    verifier.stop()
+    monkeypatch.setattr(verifier.symbolic.subprocess, "Popen", lambda *a, **k: (_ for _ in ()).throw(OSError("no")))
+    verifier.clear_caches()
+    try:
+        assert verifier.answers_equal("(x-a)^{6000}", "(x-a)^{5999}") is False
+        assert verifier.answers_equal("(x-a)^{6000}", "(a-x)^{6000}") is True
+        assert verifier.answers_equal("(x-a)^{5999}", "(a-x)^{5999}") is False
+        assert verifier.answers_equal("((x-a)^2)^{3000}", "(x-a)^{6000}") is True
+        assert verifier.answers_equal("\\sqrt{8}", "2\\sqrt{2}") is None  # the worker really is unavailable
+    finally:
+        monkeypatch.undo()
+        verifier.WORKER.retry_at = 0.0
+
+
+@pytest.mark.parametrize(
+    "text, latex",
+    [
+        ("sqrt(11+6*sqrt(2))", "\\sqrt{11+6 \\cdot \\sqrt{2}}"),
+        ("2*cos(x)^2-1", "2 \\cdot \\cos(x)^2-1"),
+        ("exp(2x)", "e^{2x}"),
+        ("e^(x+1)", "e^{x+1}"),
+        ("x**2", "x^2"),
+        ("abs(x-1)", "|x-1|"),
+        ("ln 2", "\\ln 2"),
+        ("2pi", "2\\pi"),
+        ("sqrt(2", "sqrt(2"),  # a parenthesis that never closes: unchanged (and then refused)
+        ("xsin(y)", "xsin(y)"),  # a name glued to a letter is not a function
+        ("\\sin(150^\\circ)", "\\sin(\\frac{150\\pi}{180})"),  # degrees inside a trigonometric function
+        ("\\sin(150)", "\\sin(150)"),  # radians stay radians
+        ("The answer is 34", "34"),
+        ("It is 34", "It is 34"),  # a lead-in outside the closed list is not read
+        ("x+2,500", "x+2500"),
+    ],
+)
+def test_cleaning_rewrites_plain_text(text, latex):
+    assert verifier.clean(text) == latex
 
 
 def test_every_kind_has_near_misses():

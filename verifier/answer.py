@@ -143,7 +143,7 @@ def _classify_clean(s: str, unit: str | None, was_text: bool) -> Answer:
         return Answer("word", s, s, unit=unit, word=" ".join(s.casefold().split()))
     label, body = split_label(s)
     clock = _CLOCK.fullmatch(body)
-    if clock:
+    if clock and (clock.group("m") or clock.group("half")):  # 20:34, 9 pm; a bare 9 is a number
         seconds = _seconds(clock)
         return Answer("time", s, body, label, unit, word=str(seconds)) if seconds is not None else INVALID
     if MIXED_SPACED.search(body) and number(body) is None:
@@ -192,15 +192,15 @@ def _classify_clean(s: str, unit: str | None, was_text: bool) -> Answer:
     return Answer("expr", s, body, label, unit)
 
 
-# A clock time: 20:34, 20:34:00, 8:34 pm, 8:34 \\text{ P.M.} (two-digit minutes: 3:5 stays a ratio)
+# A clock time: 20:34, 20:34:00, 8:34 pm, 9 am, 8:34 \\text{ P.M.} (two-digit minutes: 3:5 stays a ratio)
 _CLOCK = re.compile(
-    r"(?P<h>\d{1,2}):(?P<m>[0-5]\d)(?::(?P<s>[0-5]\d))?(?:\s*(?:\\text\s*\{\s*)?(?P<half>[AaPp])\.?\s*[Mm]\.?\s*\}?)?"
+    r"(?P<h>\d{1,2})(?::(?P<m>[0-5]\d)(?::(?P<s>[0-5]\d))?)?(?:\s*(?:\\text\s*\{\s*)?(?P<half>[AaPp])\.?\s*[Mm]\.?\s*\}?)?"
 )
 
 
 def _seconds(clock: re.Match) -> int | None:
     """Seconds after midnight, or None for a time that does not exist (25:00, 13:00 pm)."""
-    hours, minutes, seconds = int(clock.group("h")), int(clock.group("m")), int(clock.group("s") or 0)
+    hours, minutes, seconds = (int(clock.group(k) or 0) for k in ("h", "m", "s"))
     half = (clock.group("half") or "").lower()
     if half:
         if not 1 <= hours <= 12:

@@ -134,7 +134,7 @@ def _unit_word(s: str) -> tuple[str, str | None]:
     """(number, "word:apple") for a plain number followed by one to three words (three letters or more,
     in \\text{} or bare and lower case), none of them in VALUE_WORDS; (s, None) for anything else."""
     match = _WORD_IN_TEXT.fullmatch(s) or _BARE_WORD.fullmatch(s)
-    if not match or number(match.group("number")) is None:
+    if not match or number(match.group("number").rsplit("=", 1)[-1]) is None:  # 12 apples, x = 12 apples
         return s, None
     words = re.split(r"[ -]", match.group("words").lower())
     if any(word in VALUE_WORDS for word in words):
@@ -290,7 +290,7 @@ def _cut_approximation(s: str) -> str:
 # "The answer is 34", "Answer: 34", "So the final answer is 34": a lead-in from this closed list, at the
 # start, with the whole answer after it. Nothing else is read out of a sentence.
 _LEAD_IN = (
-    r"(?:(?:so|thus|therefore|hence)\s*,?\s*)?(?:the\s+)?(?:final\s+)?(?:answer|result)\s*(?:is\s*:?|:|=)"
+    r"(?:(?:so|thus|therefore|hence)\s*,?\s*)?(?:the\s+)?(?:final\s+)?(?:answer|result|value|solution)\s*(?:is\s*:?|:|=)"
 )
 _LEAD_IN_BARE = re.compile(rf"{_LEAD_IN}\s*(?=\S)", re.IGNORECASE)
 _LEAD_IN_TEXT = re.compile(rf"\\(?:text|textbf|textit|mbox|mathrm)\s*\{{\s*{_LEAD_IN}\s*\}}\s*(?=\S)", re.IGNORECASE)
@@ -304,7 +304,13 @@ _GROUPED_AFTER_OPERATOR = re.compile(rf"(?<=\S)(?P<op>\s*(?:[+\-*/=^]|\\cdot|\\t
 _GROUPED_BEFORE_OPERATOR = re.compile(rf"(?<![\d,.])(?P<n>{_GROUPED})(?=\s*(?:[+\-*/^]|\\cdot|\\times|[A-Za-z]))")
 
 
+_MARKDOWN_BOLD = re.compile(r"\*\*(?P<inner>[^*]+)\*\*")
+
+
 def _lead_in_removed(s: str) -> str:
+    """The answer after a lead-in from the closed list; markdown bold (`**Answer:** **34**`) is emphasis."""
+    if "**" in s:
+        s = _MARKDOWN_BOLD.sub(lambda m: m.group("inner"), s).strip()
     match = _LEAD_IN_TEXT.match(s) or _LEAD_IN_BARE.match(s)
     return s[match.end() :] if match else s
 

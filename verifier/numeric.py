@@ -308,8 +308,8 @@ class _Parser:
         return value
 
 
-def _hashed_point(seed: bytes, point: int, k: int = 0) -> Fraction:
-    draw = int.from_bytes(hashlib.sha256(seed + bytes([point, k])).digest()[:8], "big") >> 12  # 52 bits
+def _hashed_point(seed: bytes, point: int) -> Fraction:
+    draw = int.from_bytes(hashlib.sha256(seed + bytes([point])).digest()[:8], "big") >> 12  # 52 bits
     return Fraction(draw + 2, 1 << 50) + 1
 
 

@@ -37,11 +37,15 @@ FUNCTIONS = {
     "cosh": "\\cosh({})",
     "tanh": "\\tanh({})",
 }
-_CALL = re.compile(r"(?<![\\A-Za-z])(" + "|".join(sorted(FUNCTIONS, key=len, reverse=True)) + r")\s*\(")
+_CALL = re.compile(r"(?<![\\A-Za-z])(" + "|".join(sorted(FUNCTIONS, key=len, reverse=True)) + r")\s*\(|\\(sqrt)\s*\(")
+# sin^2(x), ln 2, sin x: a LaTeX function's name without its backslash, before a power, a space or a digit
+_BARE_NAME = re.compile(r"(?<![\\A-Za-z])(arcsin|arccos|arctan|sinh|cosh|tanh|sin|cos|tan|cot|sec|csc|ln|log)(?=\^|\s*[\dA-Za-z(])")
 _PI = re.compile(r"(?<![\\A-Za-z])pi(?![A-Za-z])")
 _INFINITY = re.compile(r"(?<![\\A-Za-z])(?:infinity|Infinity|inf|oo)(?![A-Za-z])")
 _POWER_PAREN = re.compile(r"\^\s*\(")
-_TRIGGER = re.compile(r"\*|\^\s*\(|(?<![\\A-Za-z])(?:[a-z]{2,6}\s*\(|pi(?![A-Za-z])|inf|oo(?![A-Za-z])|Infinity)")
+_TRIGGER = re.compile(
+    r"\*|\^\s*\(|\\sqrt\s*\(|(?<![\\A-Za-z])(?:[a-z]{2,6}\s*[\^(\d ]|pi(?![A-Za-z])|inf|oo(?![A-Za-z])|Infinity)"
+)
 
 
 def _matching(s: str, i: int) -> int:
@@ -62,7 +66,7 @@ def to_latex(s: str) -> str:
     converted = _calls(s)
     if converted is None:
         return s
-    s = converted.replace("**", "^")
+    s = _BARE_NAME.sub(r"\\\1 ", converted).replace("**", "^")
     while True:  # x^(n+1) -> x^{n+1}: LaTeX reads only one token after ^
         match = _POWER_PAREN.search(s)
         if not match:
@@ -91,5 +95,5 @@ def _calls(s: str) -> str | None:
         argument = _calls(s[match.end() : end])
         if argument is None:
             return None
-        out.append(s[i : match.start()] + FUNCTIONS[match.group(1)].format(argument.strip()))
+        out.append(s[i : match.start()] + FUNCTIONS[match.group(1) or match.group(2)].format(argument.strip()))
         i = end + 1

@@ -344,10 +344,11 @@ def _constant(s: str) -> Fraction | None:
 
 def solved_interval(s: str) -> tuple[str, list[tuple[str, str, str, str]]] | None:
     """An inequality that is an interval (or two) of one variable once solved: a linear one scaled or moved
-    (`2x < 4`, `-99 \\le 9-12r \\le 45`, `x + 1 \\ge 3 - x`) or a quadratic one with rational roots
-    (`x^2 \\le 9`, `x^2 - 5x + 6 > 0`), with number bounds. Returns (variable, [(opening, low, high,
-    closing), ...]) as absolute_interval does; None for anything else: a bound that is not a number, a
-    quadratic whose roots are irrational or double, one that holds for every value or none."""
+    (`2x < 4`, `-99 \\le 9-12r \\le 45`, `x + 1 \\ge 3 - x`) or a quadratic one (`x^2 \\le 9`,
+    `x^2 - 5x + 6 > 0`; `x^2 < 2` has the ends -\\sqrt{2} and \\sqrt{2}), with number bounds. Returns
+    (variable, [(opening, low, high, closing), ...]) as absolute_interval does; None for anything else: a
+    bound that is not a number, a quadratic with a double root or none (true for all values but one, or
+    for none), more than one variable."""
     parts, relations = top_level_split(s, _INEQUALITY)
     if not 1 <= len(relations) <= 2 or not all(parts):
         return None
@@ -386,10 +387,16 @@ def solved_interval(s: str) -> tuple[str, list[tuple[str, str, str, str]]] | Non
             return variable, [_bracketed(None, root, True, strict)]
         return variable, [_bracketed(root, None, strict, True)]
     discriminant = c1 * c1 - 4 * c2 * c0
+    if discriminant <= 0:
+        return None  # a double root or none: every value but one, one value, all or none
     root = _rational_sqrt(discriminant)
-    if root is None or root == 0:
-        return None  # irrational, double or no real roots
-    low, high = sorted([(-c1 - root) / (2 * c2), (-c1 + root) / (2 * c2)])
+    if root is not None:
+        low, high = sorted([(-c1 - root) / (2 * c2), (-c1 + root) / (2 * c2)])
+    else:  # p -/+ sqrt(q): x^2 < 2 is -\\sqrt{2} < x < \\sqrt{2}
+        middle, radicand = -c1 / (2 * c2), discriminant / (4 * c2 * c2)
+        centre = f"{_fraction_text(middle)} " if middle else ""
+        low, high = f"{centre}-\\sqrt{{{_fraction_text(radicand)}}}", f"{centre}+\\sqrt{{{_fraction_text(radicand)}}}"
+        high = high.lstrip("+")
     if (c2 > 0) == less:  # between the roots
         return variable, [_bracketed(low, high, strict, strict)]
     return variable, [_bracketed(None, low, True, strict), _bracketed(high, None, strict, True)]
@@ -398,8 +405,8 @@ def solved_interval(s: str) -> tuple[str, list[tuple[str, str, str, str]]] | Non
 def _bracketed(low, high, low_strict: bool, high_strict: bool) -> tuple[str, str, str, str]:
     return (
         "(" if low is None or low_strict else "[",
-        "-\\infty" if low is None else _fraction_text(low),
-        "\\infty" if high is None else _fraction_text(high),
+        "-\\infty" if low is None else low if isinstance(low, str) else _fraction_text(low),
+        "\\infty" if high is None else high if isinstance(high, str) else _fraction_text(high),
         ")" if high is None or high_strict else "]",
     )
 
