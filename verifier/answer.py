@@ -1,6 +1,6 @@
 """Parsing: one answer's text -> an Answer (cleaned text, kind, label, unit, values, elements).
 
-Kinds: number | set | tuple | union | matrix | based | choice | word | expr | invalid. A tuple with
+Kinds: number | set | tuple | union | matrix | based | choice | word | time | expr | invalid. A tuple with
 brackets such as `[)` is also an interval; an inequality in one variable is classified as one. What
 two Answers have to be to count as equal is decided in judge.py.
 """

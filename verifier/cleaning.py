@@ -1,9 +1,12 @@
 """Cleaning: what can be removed from an answer without changing its value, from closed lists.
 
 `$...$`, `\\boxed{}` (several boxes are several answers: a list), spacing, `\\left`/`\\right`, `\\dfrac`,
-`bmatrix`, `{,}`, a `\\text{}` around the whole answer, a full stop, what follows `\\approx`, and the
-units in UNITS. Never "any trailing word": `6 - 5i`, `2k` and `3+2x` keep their letters, and `5 apples`
-is not 5. A new unit or decoration is added here and nowhere else.
+`bmatrix`, `{,}`, a `\\text{}` around the whole answer, a full stop, markdown bold, what follows
+`\\approx`, a lead-in from a closed list at the start ("The answer is"), and the units in UNITS. A
+number followed by words outside UNITS keeps them as its unit ("word:apple"), unless one of them is in
+VALUE_WORDS. Never "any trailing word": `6 - 5i`, `2k` and `3+2x` keep their letters. Degrees inside a
+trigonometric function become radians here (`\\sin(150^\\circ)`), before the unit is looked for. Plain
+text is rewritten as LaTeX first (plaintext.py). A new unit or decoration is added here and nowhere else.
 """
 
 from __future__ import annotations

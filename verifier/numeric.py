@@ -1,7 +1,10 @@
 """Numbers: the exact value of an answer written as one plain number, and of plain arithmetic.
 
-Values are Fractions, so `0.5` = `1/2` = `\\frac12` exactly and `0.33` != `\\frac13`. A comma never marks
-decimals: only digits grouped by three (`12,345.5`) read as one number. `arithmetic` evaluates `+ - * /`,
+Values are Fractions, so `0.5` = `1/2` = `\\frac12` exactly and `0.33` != `\\frac13`; `2 1/2` is a mixed
+number (a proper fraction only). A comma never marks decimals: only digits grouped by three
+(`12,345.5`) read as one number. `identity` compares two rational expressions at hashed points, exactly,
+or modulo a 61-bit prime when a power is too big for that (`(x-a)^{6000}`); `polynomial` reads the
+coefficients of a linear or quadratic expression in one variable (for solving inequalities). `arithmetic` evaluates `+ - * /`,
 `\\cdot`, `\\times`, `\\frac`, parentheses and small integer powers in-process (`17 \\cdot 2`, the members
 of `x = 2 + 3 + 4 = 9`), so such answers need no sympy and no worker time.
 """
