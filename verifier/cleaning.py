@@ -111,9 +111,10 @@ def strip_unit(s: str) -> tuple[str, str | None]:
         if unit is not None and unit != found:
             return s, "conflict"  # "\$5 cm": two different units
         return rest, found
-    if unit is None:
-        return _unit_word(s)
-    return s, unit
+    rest, word = _unit_word(s)
+    if word is None:
+        return s, unit
+    return rest, unit or word  # "\\$12 \\text{ each}": the currency is the unit, the word describes it
 
 
 # A number followed by a word the closed list lacks (`12 \\text{ apples}`, `12 apples`) reads as that number
@@ -125,7 +126,8 @@ VALUE_WORDS = frozenset(
     factorial mod modulo base pi half halves third thirds quarter quarters fourth fourths fifth fifths sixth
     sixths seventh sevenths eighth eighths ninth ninths tenth tenths hundredth hundredths thousandth
     thousandths hundred hundreds thousand thousands million millions billion billions trillion trillions
-    dozen dozens score sin cos tan log ln exp except only also other else""".split()
+    dozen dozens score tens square cubic inverse reciprocal sin cos tan log ln exp except only also other
+    else""".split()
 )
 _WORD_IN_TEXT = re.compile(
     r"(?P<number>.+?)\s*\\(?:text|mbox|mathrm|textrm|textnormal)\s*\{\s*(?P<words>[A-Za-z]{3,}(?:[ -][A-Za-z]{3,}){0,2})\s*\.?\s*\}"
@@ -298,12 +300,13 @@ _LEAD_IN = (
 _LEAD_IN_BARE = re.compile(rf"{_LEAD_IN}\s*(?=\S)", re.IGNORECASE)
 _LEAD_IN_TEXT = re.compile(rf"\\(?:text|textbf|textit|mbox|mathrm)\s*\{{\s*{_LEAD_IN}\s*\}}\s*(?=\S)", re.IGNORECASE)
 _TRIG_DEGREES = re.compile(
-    r"\\(?P<f>sin|cos|tan|cot|sec|csc)\s*(?:(?P<p>\()\s*|(?P<b>\{)\s*)?(?P<n>-?\d{1,6}(?:\.\d{1,6})?)\s*"
+    r"\\(?P<f>sin|cos|tan|cot|sec|csc)\s*(?P<power>\^\s*\{?\s*\d\s*\}?)?\s*"
+    r"(?:(?P<p>\()\s*|(?P<b>\{)\s*)?(?P<n>-?\d{1,6}(?:\.\d{1,6})?)\s*"
     r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\degree)\s*(?(p)\)|(?(b)\}|))"
 )
 # 2,500 inside an expression (`x+2,500`, `2,500x`): digits grouped by three, as for a whole number
 _GROUPED = r"\d{1,3}(?:,\d{3})+(?![\d,.])"
-_GROUPED_AFTER_OPERATOR = re.compile(rf"(?<=\S)(?P<op>\s*(?:[+\-*/=^]|\\cdot|\\times)\s*)(?P<n>{_GROUPED})")
+_GROUPED_AFTER_OPERATOR = re.compile(rf"(?<=[^\s,(\[])(?P<op>\s*(?:[+\-*/=^]|\\cdot|\\times)\s*)(?P<n>{_GROUPED})")
 _GROUPED_BEFORE_OPERATOR = re.compile(rf"(?<![\d,.])(?P<n>{_GROUPED})(?=\s*(?:[+\-*/^]|\\cdot|\\times|[A-Za-z]))")
 
 
@@ -321,7 +324,8 @@ def _lead_in_removed(s: str) -> str:
 def _degrees_in_radians(match: re.Match) -> str:
     """`\\sin(150^\\circ)` -> `\\sin(\\frac{150\\pi}{180})`: degrees inside a trigonometric function are
     an angle, not a unit to remove (which would leave 150 radians)."""
-    return f"\\{match.group('f')}(\\frac{{{match.group('n')}\\pi}}{{180}})"
+    power = "^{" + re.sub(r"\D", "", match.group("power")) + "}" if match.group("power") else ""  # \sin^2 30°
+    return f"\\{match.group('f')}{power}(\\frac{{{match.group('n')}\\pi}}{{180}})"
 
 
 def _grouped_digits(s: str) -> str:
