@@ -299,6 +299,14 @@ KINDS = {
         ("2x < 4", "x \\in (-\\infty, 2]", False),  # a closed end for an open one
         ("5 - x > 2", "x < 3", True),
         ("5 - x > 2", "x > 3", False),  # the relation turned the wrong way
+        ("8x \\le 25", "x \\le 3\\frac{1}{8}", True),
+        ("8x \\le 25", "x \\le 3\\frac{1}{4}", False),  # a changed bound
+        ("x \\ge -2\\frac{1}{2}", "2x \\ge -5", True),
+        ("x \\ge -2\\frac{1}{2}", "2x \\ge 5", False),  # a changed sign
+        ("8x > 1", "x > 0.125", True),
+        ("8x > 1", "x \\ge 0.125", False),  # not strict for strict
+        ("3x ≤ 12", "x \\le 4", True),
+        ("3x \\leqslant 12", "x \\leq 4", True),
     ],
     "degrees inside trigonometric functions": [
         ("\\sin 30^\\circ", "\\frac12", True),
@@ -334,6 +342,12 @@ KINDS = {
         ("\\sec 60^\\circ", "2", True),
         ("\\cos 30", "\\frac{\\sqrt3}{2}", False),  # 30 radians
         ("\\sin 30^\\circ + \\cos 60^\\circ", "1", True),
+        ("\\sin(30 ^\\circ)", "\\frac12", True),
+        ("\\sin{30^\\circ}", "\\frac12", True),
+        ("\\cos\\left(60^\\circ\\right)", "\\frac12", True),
+        ("\\sin(30 \\text{ degrees})", "\\frac12", True),
+        ("sin(30 degrees)", "1/2", True),
+        ("\\sin(30 \\text{ degrees})", "\\frac{\\sqrt3}{2}", False),  # the cosine's value
     ],
     "the imaginary unit and constants": [
         ("i(2-i)", "1+2i", True),
@@ -389,6 +403,9 @@ KINDS = {
         ("3 \\ln e", "3", True),
         ("\\ln e", "1", True),
         ("\\ln e", "e", False),  # ln e is 1
+        ("e^{i\\pi/2}", "i", True),
+        ("e^{i\\pi/2}", "-i", False),  # a changed sign
+        ("\\ln(e)", "1", True),
     ],
     "notation: mixed numbers, clock times, f(x), solutions, digit groups": [
         ("1 1/2", "1.5", True),
@@ -468,6 +485,10 @@ KINDS = {
         ("y = 1,200x + 300", "y = 1200x + 300", True),
         ("y = 1,200x + 300", "y = 1200x + 30", False),  # a changed intercept
         ("100x - 12,000", "100x - 12000", True),
+        ("1½", "1.5", True),
+        ("1½", "11/2", False),  # one and a half, not eleven halves
+        ("2¾", "\\frac{11}{4}", True),
+        ("½", "0.5", True),
     ],
     "prose inside the answer block": [
         ("The answer is 34", "34", True),
@@ -525,6 +546,10 @@ KINDS = {
         ("7 \\text{ tens}", "7", False),  # seven tens are seventy
         ("5 \\text{ square}", "5", False),  # a word that changes the value
         ("1 \\text{ solution}", "1", True),
+        ("\\textbf{Answer:} 34", "34", True),
+        ("The final answer is $\\boxed{34}$.", "34", True),  # a control: accepted before too
+        ("The answer is **34**", "34", True),
+        ("The answer is **35**", "34", False),  # a wrong number in bold
     ],
     "big powers compared by structure": [
         ("(x-a)^{6000}", "(x-a)^{5999}", False),  # the case: decided by structure, not expanded

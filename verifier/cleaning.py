@@ -165,6 +165,12 @@ _UNICODE = str.maketrans(
         "\u2248": "\\approx ",
         "\u221a": "\\sqrt",
         "\u00b2": "^2",
+        "\u00bd": " 1/2",  # 1½ is the mixed number 1 1/2
+        "\u2153": " 1/3",
+        "\u2154": " 2/3",
+        "\u00bc": " 1/4",
+        "\u00be": " 3/4",
+        "\u215b": " 1/8",
         "\u00b3": "^3",
         "\u00a2": "\\cent",
         "\u00a0": " ",
@@ -302,7 +308,7 @@ _LEAD_IN_TEXT = re.compile(rf"\\(?:text|textbf|textit|mbox|mathrm)\s*\{{\s*{_LEA
 _TRIG_DEGREES = re.compile(
     r"\\(?P<f>sin|cos|tan|cot|sec|csc)\s*(?P<power>\^\s*\{?\s*\d\s*\}?)?\s*"
     r"(?:(?P<p>\()\s*|(?P<b>\{)\s*)?(?P<n>-?\d{1,6}(?:\.\d{1,6})?)\s*"
-    r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\degree)\s*(?(p)\)|(?(b)\}|))"
+    r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\degree|(?:\\text\s*\{\s*)?degrees?\s*\}?)\s*(?(p)\)|(?(b)\}|))"
 )
 # 2,500 inside an expression (`x+2,500`, `2,500x`): digits grouped by three, as for a whole number
 _GROUPED = r"\d{1,3}(?:,\d{3})+(?![\d,.])"
