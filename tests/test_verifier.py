@@ -516,6 +516,10 @@ KINDS = {
         ("34 \\text{ or more}", "34", False),  # a bound, not a value
         ("It is 34", "34", False),  # a lead-in outside the closed list
         ("12 \\text{ apples}", "12 \\text{ apple}", True),
+        ("12 \\text{ men}", "12", True),  # in \\text{} a short word is a word
+        ("5 abc", "5", False),  # bare, a short run of letters may be a product of variables
+        ("5 xyz", "5", False),  # and so may one without a vowel
+        ("5 \\text{ choose } 2", "5", False),  # words with a number after them are not a unit
         ("**34**", "34", True),
         ("**Answer:** 34", "34", True),
         ("**Answer:** 35", "34", False),  # a wrong number in markdown bold

@@ -19,8 +19,9 @@ equal") has the same rules as a table; tests/test_verifier.py has a table of cas
    `It is 34` are refused, and a number inside any other sentence is never read out of it.
 2. A unit may be left out, not changed: `15\\text{ cm}^2` equals `15`, not `15\\text{ cm}^3`;
    `90^\\circ` equals `90`, not `\\pi/2`. A percentage may be read either way: `20\\%` = 20 = 0.2.
-   A plain number followed by one to three words outside UNITS (three letters or more; in `\\text{}`, or
-   bare in lower case) has them as its unit: `12 \\text{ apples}` = `12 apples` = 12 != `12 \\text{ pears}`.
+   A plain number followed by one to three words outside UNITS (in `\\text{}`, three letters or more; or
+   bare, in lower case, the first of four letters or more with a vowel, so `5 abc` stays a product) has
+   them as its unit: `12 \\text{ apples}` = `12 apples` = 12 != `12 \\text{ pears}`.
    Words that change, qualify or deny the value (cleaning.VALUE_WORDS: `is`, `not`, `or`, `more`,
    `dozen`, `million`, `halves`, ...) are never a unit: `34 \\text{ is wrong}`, `12 \\text{ dozen}` != 34, 12.
    Degrees inside a trigonometric function are an angle, not a unit: `\\sin(150^\\circ)` = `\\sin 30°` = 1/2,

@@ -126,18 +126,20 @@ VALUE_WORDS = frozenset(
     factorial mod modulo base pi half halves third thirds quarter quarters fourth fourths fifth fifths sixth
     sixths seventh sevenths eighth eighths ninth ninths tenth tenths hundredth hundredths thousandth
     thousandths hundred hundreds thousand thousands million millions billion billions trillion trillions
-    dozen dozens score tens square cubic inverse reciprocal sin cos tan log ln exp except only also other
+    dozen dozens score tens square cubic inverse reciprocal choose sin cos tan log ln exp except only also other
     else""".split()
 )
 _WORD_IN_TEXT = re.compile(
     r"(?P<number>.+?)\s*\\(?:text|mbox|mathrm|textrm|textnormal)\s*\{\s*(?P<words>[A-Za-z]{3,}(?:[ -][A-Za-z]{3,}){0,2})\s*\.?\s*\}"
 )
-_BARE_WORD = re.compile(r"(?P<number>.*?\d)\s+(?P<words>[a-z]{3,}(?:[ -][a-z]{3,}){0,2})")
+# bare: four letters or more with a vowel, so that "5 abc" or "5 xyz" (a product of variables) is no unit
+_BARE_WORD = re.compile(r"(?P<number>.*?\d)\s+(?P<words>(?=[a-z]*[aeiou])[a-z]{4,}(?:[ -](?=[a-z]*[aeiou])[a-z]{3,}){0,2})")
 
 
 def _unit_word(s: str) -> tuple[str, str | None]:
-    """(number, "word:apple") for a plain number followed by one to three words (three letters or more,
-    in \\text{} or bare and lower case), none of them in VALUE_WORDS; (s, None) for anything else."""
+    """(number, "word:apple") for a plain number followed by one to three words (in \\text{}: three letters
+    or more; bare: lower case, the first of four letters or more), none of them in VALUE_WORDS; (s, None)
+    for anything else."""
     match = _WORD_IN_TEXT.fullmatch(s) or _BARE_WORD.fullmatch(s)
     if not match or number(match.group("number").rsplit("=", 1)[-1]) is None:  # 12 apples, x = 12 apples
         return s, None
