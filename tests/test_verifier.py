@@ -479,7 +479,11 @@ KINDS = {
         ("p(x) = x^3 - x", "x^3 - x", True),
         ("x = 2 \\text{ and } y = 3", "x=2; y=3", True),  # a control: accepted before too
         ("x = 2 \\text{ and } y = 3", "x=2; y=4", False),  # a changed value
-        ("x = 2, y = 3", "x = 2 \\text{ and } y = 3", True),  # a control: accepted before too
+        ("x = 2, y = 3", "x = 2 \\text{ and } y = 3", True),
+        ("x=1, y=2", "y=2, x=1", True),  # a control, accepted before too: the order of named values is free
+        ("x=1; y=2", "x=2 \\text{ and } y=1", False),  # values swapped between names (accepted before)
+        ("x=1, y=2", "x=2, y=1", False),  # the same, with commas (accepted before: both were the set {1, 2})
+        ("x=1, z=2", "x=1, y=2", False),  # another name  # a control: accepted before too
         ("50,000 + 2x", "2x + 50000", True),
         ("50,000 + 2x", "2x + 5000", False),  # a digit group dropped
         ("y = 1,200x + 300", "y = 1200x + 300", True),
@@ -536,7 +540,9 @@ KINDS = {
         ("The answer is x=3", "x = 3", True),
         ("The answer is x=3", "x = 4", False),  # a wrong value after the lead-in
         ("answer is 34", "34", True),
-        ("34 is the answer", "34", False),  # words after the number: not a lead-in
+        ("34 is the answer", "34", True),  # the lead-in said after the answer
+        ("34 \\text{ is the final answer}", "34", True),
+        ("35 is the answer", "34", False),  # a wrong number before it
         ("The answer is 34, not 35", "34", False),  # a denial inside the answer
         ("The answer is 34 or 35 apples", "34", False),  # a hedge
         ("About 34", "34", False),  # an estimate

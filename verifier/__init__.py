@@ -15,8 +15,9 @@ equal") has the same rules as a table; tests/test_verifier.py has a table of cas
    `6 - 5i`, `2k` and `3+2x` keep their letters.
    Prose: a lead-in at the very start from a closed list ("The answer is", "Answer:", "So the final
    result is", "The value is", "The solution is"; also in `\\text{}`) is removed, and what follows must be
-   the whole answer: `The answer is 34` = 34, but `The answer is 34 or 35` is a hedge, `not 34` and
-   `It is 34` are refused, and a number inside any other sentence is never read out of it.
+   the whole answer; so is the same said at the very end ("34 is the answer"). `The answer is 34` = 34,
+   but `The answer is 34 or 35` is a hedge, `not 34`, `34 is not the answer` and `It is 34` are refused,
+   and a number inside any other sentence is never read out of it.
 2. A unit may be left out, not changed: `15\\text{ cm}^2` equals `15`, not `15\\text{ cm}^3`;
    `90^\\circ` equals `90`, not `\\pi/2`. A percentage may be read either way: `20\\%` = 20 = 0.2.
    A plain number followed by one to three words outside UNITS (in `\\text{}`, three letters or more; or
@@ -47,7 +48,8 @@ equal") has the same rules as a table; tests/test_verifier.py has a table of cas
    never another base, never its decimal value (`42` != `52_8`).
 8. A label names what the answer gives and may be left out: `x = 5`, `(a, b) = (4, 1)`,
    `\\frac{AM}{MB} = \\frac23`, `[ABC]:[ABD] = 3:5`, `(x, y) = (1, 6) and (6, 1)`, `m=3, n=1; m=5, n=1`
-   (the solutions (3, 1) and (5, 1)), also when "and" joins the solutions. Two different labels are not
+   (the solutions (3, 1) and (5, 1)), also when "and" joins the solutions. Values that each name their
+   own variable keep their names: `x = 1, y = 2` = `y = 2, x = 1` = `1, 2`, but != `x = 2, y = 1`. Two different labels are not
    equal (`x = 5` != `y = 5`), but `y` and a function of one variable name the same graph
    (`f(x) = 2x + 3` = `y = 2x + 3` != `g(x) = 2x + 3`). A label
    has no digits and no arithmetic, so `x + 1 = 34` is an equation, not 34. A chain (two or more `=`,

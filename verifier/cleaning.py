@@ -318,6 +318,11 @@ _GROUPED_AFTER_OPERATOR = re.compile(rf"(?<=[^\s,(\[])(?P<op>\s*(?:[+\-*/=^]|\\c
 _GROUPED_BEFORE_OPERATOR = re.compile(rf"(?<![\d,.])(?P<n>{_GROUPED})(?=\s*(?:[+\-*/^]|\\cdot|\\times|[A-Za-z]))")
 
 
+# "34 is the answer", "34 \\text{ is the final answer}": the same, said after the answer
+_LEAD_OUT = re.compile(
+    r"\s*(?:\\text\s*\{\s*)?(?:is|would be|will be)\s+(?:the\s+)?(?:final\s+)?(?:answer|result)\s*\.?\s*\}?\s*$",
+    re.IGNORECASE,
+)
 _MARKDOWN_BOLD = re.compile(r"\*\*(?P<inner>[^*]+)\*\*")
 
 
@@ -326,7 +331,10 @@ def _lead_in_removed(s: str) -> str:
     if "**" in s:
         s = _MARKDOWN_BOLD.sub(lambda m: m.group("inner"), s).strip()
     match = _LEAD_IN_TEXT.match(s) or _LEAD_IN_BARE.match(s)
-    return s[match.end() :] if match else s
+    if match:
+        return s[match.end() :]
+    match = _LEAD_OUT.search(s)
+    return s[: match.start()] if match and match.start() > 0 else s
 
 
 def _degrees_in_radians(match: re.Match) -> str:

@@ -11,9 +11,9 @@ from fractions import Fraction
 
 from . import limits
 from .answer import Answer, classify
-from .numeric import equation_identity, identity
+from .numeric import equation_identity, identity, number
 from .shape import bounded
-from .structures import has_relation, labels_match
+from .structures import has_relation, labels_match, split_label
 from .symbolic import WORKER, Undecided
 
 _log = logging.getLogger("verifier")
@@ -59,6 +59,9 @@ def _numbers_equal(p: Answer, g: Answer) -> bool:
     A percentage on one side only may be read either way: 20% equals 20 and 0.2."""
     if not labels_match(p.label, g.label):
         return False
+    named = _named_values(p), _named_values(g)
+    if None not in named and named[0] != named[1]:
+        return False  # x = 1, y = 2 is not x = 2, y = 1 (nor x = 1, z = 2), though both are {1, 2}
     if p.unit is None or g.unit is None or p.unit == g.unit:
         if p.values == g.values:
             return True
@@ -66,6 +69,17 @@ def _numbers_equal(p: Answer, g: Answer) -> bool:
             percent, other = (p, g) if p.unit == "%" else (g, p)
             return frozenset(Fraction(v) / 100 for v in percent.values) == other.values
     return False
+
+
+def _named_values(a: Answer) -> dict | None:
+    """{label: value} of a list whose every element names its own variable (`x = 1, y = 2`); None for
+    anything else (then the values are compared as a set: `AB = 4, CD = 5` equals `4, 5`)."""
+    if a.kind != "set":
+        return None
+    pairs = [split_label(element) for element in a.elements]
+    if any(label is None for label, _ in pairs) or len({label for label, _ in pairs}) != len(pairs):
+        return None
+    return {label: number(value) for label, value in pairs}
 
 
 def _equal(p: Answer, g: Answer, budget: list) -> bool:
