@@ -255,7 +255,11 @@ def _repeating_groups(s: str) -> list[str] | None:
     if None in labels:
         return None
     for size in range(2, len(items) // 2 + 1):
-        if len(items) % size == 0 and len(set(labels[:size])) == size and labels == labels[:size] * (len(items) // size):
+        if (
+            len(items) % size == 0
+            and len(set(labels[:size])) == size
+            and labels == labels[:size] * (len(items) // size)
+        ):
             return [", ".join(items[i : i + size]) for i in range(0, len(items), size)]
     return None
 
@@ -266,4 +270,6 @@ def _union_of_inequalities(items: list[str]) -> tuple[str, list[str]] | None:
     found = [inequality(item) if has_relation(item) else None for item in items]
     if any(f is None for f in found) or len({f[0] for f in found}) != 1:
         return None
-    return found[0][0], [f"{opening}{low}, {high}{closing}" for _, parts in found for opening, low, high, closing in parts]
+    return found[0][0], [
+        f"{opening}{low}, {high}{closing}" for _, parts in found for opening, low, high, closing in parts
+    ]

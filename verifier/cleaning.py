@@ -120,20 +120,22 @@ def strip_unit(s: str) -> tuple[str, str | None]:
 # A number followed by a word the closed list lacks (`12 \\text{ apples}`, `12 apples`) reads as that number
 # with that word as its unit, unless a word changes, qualifies or denies the value: these never do.
 VALUE_WORDS = frozenset(
-    """not no none nor or and but if is are was were be equals equal wrong incorrect false true maybe perhaps
-    possibly probably about around approximately approx roughly nearly almost over under above below at least
-    most less more fewer than to from between times plus minus negative squared cubed power root roots sqrt
-    factorial mod modulo base pi half halves third thirds quarter quarters fourth fourths fifth fifths sixth
-    sixths seventh sevenths eighth eighths ninth ninths tenth tenths hundredth hundredths thousandth
-    thousandths hundred hundreds thousand thousands million millions billion billions trillion trillions
-    dozen dozens score tens square cubic inverse reciprocal choose sin cos tan log ln exp except only also other
-    else""".split()
+    """not no none nor or and but if is are was were be equals equal wrong incorrect false true maybe
+    perhaps possibly probably about around approximately approx roughly nearly almost over under above
+    below at least most less more fewer than to from between times plus minus negative squared cubed
+    power root roots sqrt factorial mod modulo base pi half halves third thirds quarter quarters fourth
+    fourths fifth fifths sixth sixths seventh sevenths eighth eighths ninth ninths tenth tenths
+    hundredth hundredths thousandth thousandths hundred hundreds thousand thousands million millions
+    billion billions trillion trillions dozen dozens score tens square cubic inverse reciprocal choose
+    sin cos tan log ln exp except only also other else""".split()  # noqa: SIM905 - a word list reads best as text
 )
 _WORD_IN_TEXT = re.compile(
     r"(?P<number>.+?)\s*\\(?:text|mbox|mathrm|textrm|textnormal)\s*\{\s*(?P<words>[A-Za-z]{3,}(?:[ -][A-Za-z]{3,}){0,2})\s*\.?\s*\}"
 )
 # bare: four letters or more with a vowel, so that "5 abc" or "5 xyz" (a product of variables) is no unit
-_BARE_WORD = re.compile(r"(?P<number>.*?\d)\s+(?P<words>(?=[a-z]*[aeiou])[a-z]{4,}(?:[ -](?=[a-z]*[aeiou])[a-z]{3,}){0,2})")
+_BARE_WORD = re.compile(
+    r"(?P<number>.*?\d)\s+(?P<words>(?=[a-z]*[aeiou])[a-z]{4,}(?:[ -](?=[a-z]*[aeiou])[a-z]{3,}){0,2})"
+)
 
 
 def _unit_word(s: str) -> tuple[str, str | None]:
@@ -302,9 +304,7 @@ def _cut_approximation(s: str) -> str:
 
 # "The answer is 34", "Answer: 34", "So the final answer is 34": a lead-in from this closed list, at the
 # start, with the whole answer after it. Nothing else is read out of a sentence.
-_LEAD_IN = (
-    r"(?:(?:so|thus|therefore|hence)\s*,?\s*)?(?:the\s+)?(?:final\s+)?(?:answer|result|value|solution)\s*(?:is\s*:?|:|=)"
-)
+_LEAD_IN = r"(?:(?:so|thus|therefore|hence)\s*,?\s*)?(?:the\s+)?(?:final\s+)?(?:answer|result|value|solution)\s*(?:is\s*:?|:|=)"
 _LEAD_IN_BARE = re.compile(rf"{_LEAD_IN}\s*(?=\S)", re.IGNORECASE)
 _LEAD_IN_TEXT = re.compile(rf"\\(?:text|textbf|textit|mbox|mathrm)\s*\{{\s*{_LEAD_IN}\s*\}}\s*(?=\S)", re.IGNORECASE)
 _TRIG_DEGREES = re.compile(

@@ -340,7 +340,6 @@ def polynomial(s: str) -> tuple[str, tuple[Fraction, Fraction, Fraction]] | None
     return letter, (c0, c1, c2)
 
 
-
 # ----------------------------------------------------------------------------- modular evaluation
 _PRIME = (1 << 61) - 1  # values modulo this prime: (x-a)^{6000} costs a few multiplications, not 6000 digits
 _MAX_MODULAR_EXPONENT_BITS = 64
@@ -355,7 +354,7 @@ class _Mod:
         self.v = v % _PRIME
 
     @classmethod
-    def of(cls, value: Fraction) -> "_Mod":
+    def of(cls, value: Fraction) -> _Mod:
         if value.denominator % _PRIME == 0:
             raise ZeroDivisionError
         return cls(value.numerator * pow(value.denominator, -1, _PRIME))

@@ -39,7 +39,9 @@ FUNCTIONS = {
 }
 _CALL = re.compile(r"(?<![\\A-Za-z])(" + "|".join(sorted(FUNCTIONS, key=len, reverse=True)) + r")\s*\(|\\(sqrt)\s*\(")
 # sin^2(x), ln 2, sin x: a LaTeX function's name without its backslash, before a power, a space or a digit
-_BARE_NAME = re.compile(r"(?<![\\A-Za-z])(arcsin|arccos|arctan|sinh|cosh|tanh|sin|cos|tan|cot|sec|csc|ln|log)(?=\^|\s*[\dA-Za-z(])")
+_BARE_NAME = re.compile(
+    r"(?<![\\A-Za-z])(arcsin|arccos|arctan|sinh|cosh|tanh|sin|cos|tan|cot|sec|csc|ln|log)(?=\^|\s*[\dA-Za-z(])"
+)
 _PI = re.compile(r"(?<![\\A-Za-z])pi(?![A-Za-z])")
 _INFINITY = re.compile(r"(?<![\\A-Za-z])(?:infinity|Infinity|inf|oo)(?![A-Za-z])")
 _POWER_PAREN = re.compile(r"\^\s*\(")
