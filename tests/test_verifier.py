@@ -245,6 +245,15 @@ KINDS = {
         ("x^(1/3)", "x^3", False),  # a root, not a cube
         ("2*x*y", "2x+y", False),  # a product, not a sum
         ("3^(2)", "9", True),  # a control: accepted before too
+        ("2*cos(x)^2-1", "cos(2*x)", True),
+        ("2*cos(x)^2-1", "cos(2*x)+1", False),  # off by one
+        ("sqrt(11+6*sqrt(2))", "3+sqrt(2)", True),
+        ("sqrt(11+6*sqrt(2))", "3+sqrt(3)", False),  # a changed radicand
+        ("exp(2*x)", "exp(x)^2", True),
+        ("ln(6)", "ln(2)+ln(3)", True),
+        ("ln(6)", "ln(2)*ln(3)", False),  # a product of logarithms is no logarithm of a product
+        ("x^3-1", "(x-1)*(x^2+x+1)", True),  # a control: accepted before too
+        ("x^3-1", "(x-1)*(x^2-x+1)", False),  # a changed sign
     ],
     "inequalities equal after scaling or solving": [
         ("3x \\ge 12", "x \\ge 4", True),
@@ -497,6 +506,8 @@ KINDS = {
         ("1½", "11/2", False),  # one and a half, not eleven halves
         ("2¾", "\\frac{11}{4}", True),
         ("½", "0.5", True),
+        ("1 1/4", "5/4", True),
+        ("1 1/4", "11/4", False),  # eleven quarters
     ],
     "prose inside the answer block": [
         ("The answer is 34", "34", True),

@@ -97,5 +97,8 @@ def _calls(s: str) -> str | None:
         argument = _calls(s[match.end() : end])
         if argument is None:
             return None
-        out.append(s[i : match.start()] + FUNCTIONS[match.group(1) or match.group(2)].format(argument.strip()))
+        latex = FUNCTIONS[match.group(1) or match.group(2)].format(argument.strip())
+        if latex.startswith("e^") and s[end + 1 :].lstrip().startswith("^"):
+            latex = f"({latex})"  # exp(x)^2 is (e^{x})^2, not the tower e^{x}^2
+        out.append(s[i : match.start()] + latex)
         i = end + 1
