@@ -607,6 +607,10 @@ def test_big_powers_are_decided_without_the_worker(monkeypatch):
         assert verifier.answers_equal("(x-a)^{6000}", "(a-x)^{6000}") is True
         assert verifier.answers_equal("(x-a)^{5999}", "(a-x)^{5999}") is False
         assert verifier.answers_equal("((x-a)^2)^{3000}", "(x-a)^{6000}") is True
+        # anything else against it is judged by its text: sympy would expand the power for seconds (and a
+        # slower machine would make that undecided where a faster one decides)
+        assert verifier.answers_equal("e^{x}", "(x-a)^{6000}") is False
+        assert verifier.answers_equal("(x-a)^{6000}", "\\sin^2 x") is False
         assert verifier.answers_equal("\\sqrt{8}", "2\\sqrt{2}") is None  # the worker really is unavailable
     finally:
         monkeypatch.undo()

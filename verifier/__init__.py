@@ -80,7 +80,7 @@ How a judgement is made and bounded (one concern per module):
   microseconds; judge.py compares two Answers, one rule per kind. verifier/README.md says where a new
   kind of answer goes.
 - shape.py decides what may reach sympy at all: power towers, big factorials, 1e100000, hundreds of
-  operators are judged by their text. What passes goes to math-verify in one worker process
+  operators, a variable's power above limits.MAX_SYMBOLIC_EXPONENT are judged by their text. What passes goes to math-verify in one worker process
   (symbolic.py, serve.py), started by `start()` before training, warm from then on.
 - A verdict depends on (answer, reference) alone: each call may use limits.SYMBOLIC_CPU_S of the
   worker's CPU time, which a busy machine does not change. If that runs out, the worker does not reply
