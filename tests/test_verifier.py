@@ -320,6 +320,18 @@ KINDS = {
         ("8x > 1", "x \\ge 0.125", False),  # not strict for strict
         ("3x ≤ 12", "x \\le 4", True),
         ("3x \\leqslant 12", "x \\leq 4", True),
+        ("x > 2 \\text{ and } x < 5", "2 < x < 5", True),
+        ("x > 2 \\text{ and } x < 5", "2 \\le x < 5", False),  # a closed end for an open one
+        ("x > 2 \\text{ and } x < 5", "(-\\infty, 5) \\cup (2, \\infty)", False),  # and is both, not either
+        ("x \\ge 2 \\text{ and } x \\le 5", "[2, 5]", True),
+        ("2x > 4 \\text{ and } x \\le 5", "(2, 5]", True),
+        ("x > 5 \\text{ and } x < 2", "2 < x < 5", False),  # no value satisfies both
+        ("x > 2 \\text{ and } y < 5", "2 < x < 5", False),  # two variables
+        ("x \\le 3 1/8", "x \\le 3.125", True),
+        ("x \\le 3 1/8", "x \\le 31/8", False),  # a bound read as its glued digits
+        ("(-\\infty, 3\\frac18]", "(-\\infty, 3.125]", True),  # a control: accepted before too
+        ("1 \\le 2x-1 \\le 5", "[1, 3]", True),
+        ("1 \\le 2x-1 \\le 5", "[0, 2]", False),  # the ends of 2x-1 moved the wrong way
     ],
     "degrees inside trigonometric functions": [
         ("\\sin 30^\\circ", "\\frac12", True),
@@ -433,6 +445,8 @@ KINDS = {
         ("-1 1/2", "-0.5", False),  # the minus applies to the whole mixed number
         ("1 3/2", "2.5", False),  # not a proper mixed number: refused, never read as 13/2
         ("1 3/2", "6.5", False),  # not read as 13/2 either
+        ("1 3/2", "13/2", False),  # nor as the same text without its space
+        ("x + 1 3/2", "x + 13/2", False),  # inside an expression too
         ("20:34", "20:34:00", True),
         ("20:34", "20:43", False),  # the near miss
         ("8:30 pm", "20:30", True),

@@ -44,6 +44,7 @@ equal") has the same rules as a table; tests/test_verifier.py has a table of cas
    one is solved (`2x < 4` = `x < 2`; `-99 \\le 9-12r \\le 45` = `-3 \\le r \\le 9`: dividing by a negative
    number turns the relation round), and so is a quadratic one (`x^2 \\le 9` = `|x| \\le 3` = `[-3, 3]`,
    `x^2 < 2` = `-\\sqrt2 < x < \\sqrt2`); a changed end or a strict sign for a non-strict one is not equal.
+   Inequalities joined by "and" both hold: `x > 2 \\text{ and } x < 5` = `(2, 5)`, never the union.
 7. A number in a base (`52_8`) equals the same digits in the same base, with or without the subscript;
    never another base, never its decimal value (`42` != `52_8`).
 8. A label names what the answer gives and may be left out: `x = 5`, `(a, b) = (4, 1)`,

@@ -18,6 +18,7 @@ from .numeric import DECIMAL, MIXED_SPACED, PLAIN_INT, number
 from .structures import (
     bracketed,
     chain_end,
+    conjunction,
     has_relation,
     inequality,
     matrix,
@@ -146,8 +147,6 @@ def _classify_clean(s: str, unit: str | None, was_text: bool) -> Answer:
     if clock and (clock.group("m") or clock.group("half")):  # 20:34, 9 pm; a bare 9 is a number
         seconds = _seconds(clock)
         return Answer("time", s, body, label, unit, word=str(seconds)) if seconds is not None else INVALID
-    if MIXED_SPACED.search(body) and number(body) is None:
-        return INVALID  # "1 3/2" or "x 1 1/2": not a mixed number, and math-verify would read 13/2
     s = chain_end(s)
     solutions = _labelled_solutions(s)
     if solutions is not None:
@@ -169,6 +168,13 @@ def _classify_clean(s: str, unit: str | None, was_text: bool) -> Answer:
     tuple_ = bracketed(body)
     if tuple_:
         return Answer("tuple", s, body, label, unit, elements=tuple(tuple_[1]), brackets=tuple_[0] + tuple_[2])
+    if label is None and "\\land" in body:  # x > 2 and x < 5: both hold
+        both = conjunction(body)
+        if both is None:
+            return INVALID
+        variable, (opening, low, high, closing) = both
+        text = f"{opening}{low}, {high}{closing}"
+        return Answer("tuple", s, text, variable, unit, elements=(low, high), brackets=opening + closing)
     if label is None and has_relation(body):
         found = inequality(body)
         if found is not None:  # 1 \\le |z| \\le 2, 2x < 4, x^2 \\le 9: the intervals of the variable
@@ -189,6 +195,8 @@ def _classify_clean(s: str, unit: str | None, was_text: bool) -> Answer:
         if body.count(sign) == 1:  # 1 \pm \sqrt{19}: two answers
             plus, minus = ("+", "-") if sign == "\\pm" else ("-", "+")
             return _set(s, body, label, unit, [body.replace(sign, plus), body.replace(sign, minus)])
+    if MIXED_SPACED.search(body):
+        return INVALID  # "1 3/2", "x + 1 1/2": not a mixed number alone, and math-verify would read 13/2
     return Answer("expr", s, body, label, unit)
 
 

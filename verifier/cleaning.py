@@ -326,6 +326,19 @@ _LEAD_OUT = re.compile(
 _MARKDOWN_BOLD = re.compile(r"\*\*(?P<inner>[^*]+)\*\*")
 
 
+_AND = re.compile(r"\s*(?:\\text\s*\{\s*and\s*\}|\band\b|\\land\b|\\wedge\b)\s*")
+_ONE_SIDED = re.compile(r"<|>|\\(?:le|ge|leq|geq|lt|gt|leqslant|geqslant)(?![A-Za-z])")
+
+
+def _conjunction_marked(s: str) -> str:
+    """`x > 2 \\text{ and } x < 5` -> `x > 2 \\land x < 5`: "and" between two inequalities means both hold
+    (an interval, structures.conjunction), not a list of two answers as between numbers."""
+    parts = _AND.split(s)
+    if len(parts) == 2 and all(_ONE_SIDED.search(part) for part in parts):
+        return f"{parts[0].strip()} \\land {parts[1].strip()}"
+    return s
+
+
 def _lead_in_removed(s: str) -> str:
     """The answer after a lead-in from the closed list; markdown bold (`**Answer:** **34**`) is emphasis."""
     if "**" in s:
@@ -376,7 +389,7 @@ def clean_text(raw: str) -> tuple[str, str | None, bool] | None:
     s, was_text = _unwrap(s)
     s = _cut_approximation(s)
     if any(c.isdigit() or c == "\\" for c in s):
-        s = _SEPARATOR_WORDS.sub(", ", s).strip(" ,")
+        s = _SEPARATOR_WORDS.sub(", ", _conjunction_marked(s)).strip(" ,")
     s, unit = strip_unit(s.rstrip(".").strip())
     s, inner_text = _unwrap(s)
     s = _INNER_SPACE.sub("", re.sub(r"\s+", " ", s)).strip()

@@ -431,3 +431,32 @@ def inequality(s: str) -> tuple[str, list[tuple[str, str, str, str]]] | None:
         variable, opening, low, high, closing = found
         return variable, [(opening, low, high, closing)]
     return solved_interval(s)
+
+
+def conjunction(s: str) -> tuple[str, tuple[str, str, str, str]] | None:
+    """`x > 2 \\land x < 5` (cleaning's mark for "and" between inequalities) -> ("x", ("(", "2", "5", ")")):
+    both hold, so the answer is the intersection of two intervals of the same variable with number ends;
+    None for anything else (different variables, an end that is not a number, an empty intersection)."""
+    parts = top_level_split(s, re.compile(r"\\land(?![A-Za-z])"))[0]
+    if len(parts) != 2:
+        return None
+    found = [inequality(part) for part in parts]
+    if None in found or found[0][0] != found[1][0] or len(found[0][1]) != 1 or len(found[1][1]) != 1:
+        return None
+    (opening_a, low_a, high_a, closing_a), (opening_b, low_b, high_b, closing_b) = found[0][1][0], found[1][1][0]
+    lows = [(_end_value(low_a, -1), opening_a == "(", low_a), (_end_value(low_b, -1), opening_b == "(", low_b)]
+    highs = [(_end_value(high_a, 1), closing_a == ")", high_a), (_end_value(high_b, 1), closing_b == ")", high_b)]
+    if any(value is None for value, _, _ in lows + highs):
+        return None
+    low = max(lows, key=lambda end: (end[0], end[1]))  # the larger low end; open beats closed at a tie
+    high = min(highs, key=lambda end: (end[0], not end[1]))
+    if not low[0] < high[0]:
+        return None
+    return found[0][0], ("(" if low[1] else "[", low[2], high[2], ")" if high[1] else "]")
+
+
+def _end_value(text: str, infinite_sign: int) -> float | Fraction | None:
+    """An interval end as a number to compare: +-infinity for the open ends, None when it is not a number."""
+    if text in ("\\infty", "-\\infty"):
+        return math.inf * infinite_sign
+    return _constant(text)
