@@ -506,7 +506,7 @@ KINDS = {
         ("p(x) = x^3 - x", "x^3 - x", True),
         ("x = 2 \\text{ and } y = 3", "x=2; y=3", True),  # a control: accepted before too
         ("x = 2 \\text{ and } y = 3", "x=2; y=4", False),  # a changed value
-        ("x = 2, y = 3", "x = 2 \\text{ and } y = 3", True),
+        ("x = 2, y = 3", "x = 2 \\text{ and } y = 3", True),  # a control: accepted before too
         ("x=1, y=2", "y=2, x=1", True),  # a control, accepted before too: the order of named values is free
         ("x=1; y=2", "x=2 \\text{ and } y=1", False),  # values swapped between names (accepted before)
         ("x=1, y=2", "x=2, y=1", False),  # the same, with commas (accepted before: both were the set {1, 2})
