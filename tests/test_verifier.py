@@ -590,7 +590,7 @@ KINDS = {
         ("The answer is **34**", "34", True),
         ("The answer is **35**", "34", False),  # a wrong number in bold
     ],
-    "big powers compared by structure": [
+    "big powers, compared without expanding them": [
         ("(x-a)^{6000}", "(x-a)^{5999}", False),  # the case: decided by structure, not expanded
         ("(x-a)^{6000}", "(a-x)^{6000}", True),  # a control: accepted before too
         ("(x-a)^{5999}", "(a-x)^{5999}", False),  # an odd power keeps the sign
