@@ -102,7 +102,7 @@ NOT_EQUAL = [
     ("340", "34"),  # order of magnitude
     ("\\frac{1}{3}", "0.33"),  # rounded decimal is not the fraction
     ("(1, 2)", "[1, 2]"),  # open vs closed interval
-    ("34 apples", "34"),  # a word that is not a unit: cleaning removes only a closed list, never "any word"
+    ("34 \\text{ is wrong}", "34"),  # words after a number that deny it (a unit word alone may be left out, #30)
 ]
 
 
@@ -426,7 +426,8 @@ UNITS_AND_WORDS = [
     ("0.2", "20", False),  # no percent sign: 0.2 is not 20
     ("5 meters", "5", True),  # a unit in words
     ("4 square units", "4", True),  # an area in words
-    ("5 \\text{ ways}", "5", False),  # a word not in the closed list is not removed
+    ("5 \\text{ ways}", "5", True),  # a unit word outside the closed list may be left out (#30)
+    ("5 \\text{ ways}", "5 \\text{ days}", False),  # ...not changed
 ]
 
 APPROXIMATIONS = [

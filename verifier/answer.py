@@ -1,6 +1,6 @@
 """Parsing: one answer's text -> an Answer (cleaned text, kind, label, unit, values, elements).
 
-Kinds: number | set | tuple | union | matrix | based | choice | word | expr | invalid. A tuple with
+Kinds: number | set | tuple | union | matrix | based | choice | word | time | expr | invalid. A tuple with
 brackets such as `[)` is also an interval; an inequality in one variable is classified as one. What
 two Answers have to be to count as equal is decided in judge.py.
 """
@@ -14,13 +14,13 @@ from functools import lru_cache
 
 from . import limits
 from .cleaning import clean_text
-from .numeric import DECIMAL, PLAIN_INT, number
+from .numeric import DECIMAL, MIXED_SPACED, PLAIN_INT, number
 from .structures import (
-    absolute_interval,
     bracketed,
     chain_end,
+    conjunction,
     has_relation,
-    interval,
+    inequality,
     matrix,
     split_label,
     split_top,
@@ -142,6 +142,11 @@ def _classify_clean(s: str, unit: str | None, was_text: bool) -> Answer:
         return Answer("choice", s, s, unit=unit, word=(match.group(1) or match.group(2)).upper())
     if was_text and _WORD.fullmatch(s):
         return Answer("word", s, s, unit=unit, word=" ".join(s.casefold().split()))
+    label, body = split_label(s)
+    clock = _CLOCK.fullmatch(body)
+    if clock and (clock.group("m") or clock.group("half")):  # 20:34, 9 pm; a bare 9 is a number
+        seconds = _seconds(clock)
+        return Answer("time", s, body, label, unit, word=str(seconds)) if seconds is not None else INVALID
     s = chain_end(s)
     solutions = _labelled_solutions(s)
     if solutions is not None:
@@ -163,20 +168,22 @@ def _classify_clean(s: str, unit: str | None, was_text: bool) -> Answer:
     tuple_ = bracketed(body)
     if tuple_:
         return Answer("tuple", s, body, label, unit, elements=tuple(tuple_[1]), brackets=tuple_[0] + tuple_[2])
+    if label is None and "\\land" in body:  # x > 2 and x < 5: both hold
+        both = conjunction(body)
+        if both is None:
+            return INVALID
+        variable, (opening, low, high, closing) = both
+        text = f"{opening}{low}, {high}{closing}"
+        return Answer("tuple", s, text, variable, unit, elements=(low, high), brackets=opening + closing)
     if label is None and has_relation(body):
-        absolute = absolute_interval(body)
-        if absolute is not None:  # 1 \\le |z| \\le 2: the intervals of z
-            variable, parts = absolute
+        found = inequality(body)
+        if found is not None:  # 1 \\le |z| \\le 2, 2x < 4, x^2 \\le 9: the intervals of the variable
+            variable, parts = found
             texts = tuple(f"{opening}{low}, {high}{closing}" for opening, low, high, closing in parts)
             if len(parts) > 1:
                 return Answer("union", s, " \\cup ".join(texts), variable, unit, elements=texts)
             opening, low, high, closing = parts[0]
             return Answer("tuple", s, texts[0], variable, unit, elements=(low, high), brackets=opening + closing)
-        found = interval(body)
-        if found is not None:
-            variable, opening, low, high, closing = found
-            body = f"{opening}{low}, {high}{closing}"
-            return Answer("tuple", s, body, variable, unit, elements=(low, high), brackets=opening + closing)
     rows = matrix(body)
     if rows:
         return Answer("matrix", s, body, label, unit, elements=rows)
@@ -188,7 +195,28 @@ def _classify_clean(s: str, unit: str | None, was_text: bool) -> Answer:
         if body.count(sign) == 1:  # 1 \pm \sqrt{19}: two answers
             plus, minus = ("+", "-") if sign == "\\pm" else ("-", "+")
             return _set(s, body, label, unit, [body.replace(sign, plus), body.replace(sign, minus)])
+    if MIXED_SPACED.search(body):
+        return INVALID  # "1 3/2", "x + 1 1/2": not a mixed number alone, and math-verify would read 13/2
     return Answer("expr", s, body, label, unit)
+
+
+# A clock time: 20:34, 20:34:00, 8:34 pm, 9 am, 8:34 \\text{ P.M.} (two-digit minutes: 3:5 stays a ratio)
+_CLOCK = re.compile(
+    r"(?P<h>\d{1,2})(?::(?P<m>[0-5]\d)(?::(?P<s>[0-5]\d))?)?(?:\s*(?:\\text\s*\{\s*)?(?P<half>[AaPp])\.?\s*[Mm]\.?\s*\}?)?"
+)
+
+
+def _seconds(clock: re.Match) -> int | None:
+    """Seconds after midnight, or None for a time that does not exist (25:00, 13:00 pm)."""
+    hours, minutes, seconds = (int(clock.group(k) or 0) for k in ("h", "m", "s"))
+    half = (clock.group("half") or "").lower()
+    if half:
+        if not 1 <= hours <= 12:
+            return None
+        hours = hours % 12 + (12 if half == "p" else 0)
+    if hours > 24 or (hours == 24 and minutes + seconds > 0):
+        return None
+    return (hours % 24) * 3600 + minutes * 60 + seconds
 
 
 def _set(s: str, body: str, label: str | None, unit: str | None, items: list[str]) -> Answer:
@@ -209,9 +237,11 @@ _SEMICOLON = re.compile(r";")
 def _labelled_solutions(s: str) -> tuple[str, list[str]] | None:
     """`m=3, n=1; m=5, n=1` -> ("(m,n)", ["(3, 1)", "(5, 1)"]): solutions separated by semicolons, each
     naming the same variables in the same order; None for anything else."""
-    if ";" not in s or "=" not in s:
+    if "=" not in s:
         return None
-    groups, _ = top_level_split(s, _SEMICOLON)
+    groups = top_level_split(s, _SEMICOLON)[0] if ";" in s else _repeating_groups(s)
+    if groups is None:
+        return None
     names, tuples = None, []
     for group in groups:
         pairs = [split_label(item) for item in split_top(group)]
@@ -225,10 +255,29 @@ def _labelled_solutions(s: str) -> tuple[str, list[str]] | None:
     return "(" + ",".join(names) + ")", tuples
 
 
+def _repeating_groups(s: str) -> list[str] | None:
+    """`m=3, n=1, m=5, n=1` (written with "and" between the solutions) -> ["m=3, n=1", "m=5, n=1"]: a list
+    of labelled values whose names repeat in the same order; None for anything else."""
+    items = split_top(s)
+    labels = [split_label(item)[0] for item in items]
+    if None in labels:
+        return None
+    for size in range(2, len(items) // 2 + 1):
+        if (
+            len(items) % size == 0
+            and len(set(labels[:size])) == size
+            and labels == labels[:size] * (len(items) // size)
+        ):
+            return [", ".join(items[i : i + size]) for i in range(0, len(items), size)]
+    return None
+
+
 def _union_of_inequalities(items: list[str]) -> tuple[str, list[str]] | None:
     """`x < -1, x > 2` (from "x < -1 or x > 2") -> ("x", ["(-\\infty, -1)", "(2, \\infty)"]), when every
     item is an inequality in the same variable; None otherwise."""
-    found = [interval(item) if has_relation(item) else None for item in items]
+    found = [inequality(item) if has_relation(item) else None for item in items]
     if any(f is None for f in found) or len({f[0] for f in found}) != 1:
         return None
-    return found[0][0], [f"{opening}{low}, {high}{closing}" for _, opening, low, high, closing in found]
+    return found[0][0], [
+        f"{opening}{low}, {high}{closing}" for _, parts in found for opening, low, high, closing in parts
+    ]

@@ -1,14 +1,20 @@
 """Cleaning: what can be removed from an answer without changing its value, from closed lists.
 
 `$...$`, `\\boxed{}` (several boxes are several answers: a list), spacing, `\\left`/`\\right`, `\\dfrac`,
-`bmatrix`, `{,}`, a `\\text{}` around the whole answer, a full stop, what follows `\\approx`, and the
-units in UNITS. Never "any trailing word": `6 - 5i`, `2k` and `3+2x` keep their letters, and `5 apples`
-is not 5. A new unit or decoration is added here and nowhere else.
+`bmatrix`, `{,}`, a `\\text{}` around the whole answer, a full stop, markdown bold, what follows
+`\\approx`, a lead-in from a closed list at the start ("The answer is"), and the units in UNITS. A
+number followed by words outside UNITS keeps them as its unit ("word:apple"), unless one of them is in
+VALUE_WORDS. Never "any trailing word": `6 - 5i`, `2k` and `3+2x` keep their letters. Degrees inside a
+trigonometric function become radians here (`\\sin(150^\\circ)`), before the unit is looked for. Plain
+text is rewritten as LaTeX first (plaintext.py). A new unit or decoration is added here and nowhere else.
 """
 
 from __future__ import annotations
 
 import re
+
+from .numeric import number
+from .plaintext import to_latex
 
 
 # ----------------------------------------------------------------------------- units
@@ -105,7 +111,45 @@ def strip_unit(s: str) -> tuple[str, str | None]:
         if unit is not None and unit != found:
             return s, "conflict"  # "\$5 cm": two different units
         return rest, found
-    return s, unit
+    rest, word = _unit_word(s)
+    if word is None:
+        return s, unit
+    return rest, unit or word  # "\\$12 \\text{ each}": the currency is the unit, the word describes it
+
+
+# A number followed by a word the closed list lacks (`12 \\text{ apples}`, `12 apples`) reads as that number
+# with that word as its unit, unless a word changes, qualifies or denies the value: these never do.
+VALUE_WORDS = frozenset(
+    """not no none nor or and but if is are was were be equals equal wrong incorrect false true maybe
+    perhaps possibly probably about around approximately approx roughly nearly almost over under above
+    below at least most less more fewer than to from between times plus minus negative squared cubed
+    power root roots sqrt factorial mod modulo base pi half halves third thirds quarter quarters fourth
+    fourths fifth fifths sixth sixths seventh sevenths eighth eighths ninth ninths tenth tenths
+    hundredth hundredths thousandth thousandths hundred hundreds thousand thousands million millions
+    billion billions trillion trillions dozen dozens score tens square cubic inverse reciprocal choose
+    sin cos tan log ln exp except only also other else""".split()  # noqa: SIM905 - a word list reads best as text
+)
+_WORD_IN_TEXT = re.compile(
+    r"(?P<number>.+?)\s*\\(?:text|mbox|mathrm|textrm|textnormal)\s*\{\s*(?P<words>[A-Za-z]{3,}(?:[ -][A-Za-z]{3,}){0,2})\s*\.?\s*\}"
+)
+# bare: four letters or more with a vowel, so that "5 abc" or "5 xyz" (a product of variables) is no unit
+_BARE_WORD = re.compile(
+    r"(?P<number>.*?\d)\s+(?P<words>(?=[a-z]*[aeiou])[a-z]{4,}(?:[ -](?=[a-z]*[aeiou])[a-z]{3,}){0,2})"
+)
+
+
+def _unit_word(s: str) -> tuple[str, str | None]:
+    """(number, "word:apple") for a plain number followed by one to three words (in \\text{}: three letters
+    or more; bare: lower case, the first of four letters or more), none of them in VALUE_WORDS; (s, None)
+    for anything else."""
+    match = _WORD_IN_TEXT.fullmatch(s) or _BARE_WORD.fullmatch(s)
+    if not match or number(match.group("number").rsplit("=", 1)[-1]) is None:  # 12 apples, x = 12 apples
+        return s, None
+    words = re.split(r"[ -]", match.group("words").lower())
+    if any(word in VALUE_WORDS for word in words):
+        return s, None
+    singular = [re.sub(r"e$", "", re.sub(r"s$", "", word)) for word in words]
+    return match.group("number").strip(), "word:" + " ".join(singular)
 
 
 # ----------------------------------------------------------------------------- cleaning
@@ -125,6 +169,12 @@ _UNICODE = str.maketrans(
         "\u2248": "\\approx ",
         "\u221a": "\\sqrt",
         "\u00b2": "^2",
+        "\u00bd": " 1/2",  # 1½ is the mixed number 1 1/2
+        "\u2153": " 1/3",
+        "\u2154": " 2/3",
+        "\u00bc": " 1/4",
+        "\u00be": " 3/4",
+        "\u215b": " 1/8",
         "\u00b3": "^3",
         "\u00a2": "\\cent",
         "\u00a0": " ",
@@ -252,6 +302,66 @@ def _cut_approximation(s: str) -> str:
     return left
 
 
+# "The answer is 34", "Answer: 34", "So the final answer is 34": a lead-in from this closed list, at the
+# start, with the whole answer after it. Nothing else is read out of a sentence.
+_LEAD_IN = r"(?:(?:so|thus|therefore|hence)\s*,?\s*)?(?:the\s+)?(?:final\s+)?(?:answer|result|value|solution)\s*(?:is\s*:?|:|=)"
+_LEAD_IN_BARE = re.compile(rf"{_LEAD_IN}\s*(?=\S)", re.IGNORECASE)
+_LEAD_IN_TEXT = re.compile(rf"\\(?:text|textbf|textit|mbox|mathrm)\s*\{{\s*{_LEAD_IN}\s*\}}\s*(?=\S)", re.IGNORECASE)
+_TRIG_DEGREES = re.compile(
+    r"\\(?P<f>sin|cos|tan|cot|sec|csc)\s*(?P<power>\^\s*\{?\s*\d\s*\}?)?\s*"
+    r"(?:(?P<p>\()\s*|(?P<b>\{)\s*)?(?P<n>-?\d{1,6}(?:\.\d{1,6})?)\s*"
+    r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\degree|(?:\\text\s*\{\s*)?degrees?\s*\}?)\s*(?(p)\)|(?(b)\}|))"
+)
+# 2,500 inside an expression (`x+2,500`, `2,500x`): digits grouped by three, as for a whole number
+_GROUPED = r"\d{1,3}(?:,\d{3})+(?![\d,.])"
+_GROUPED_AFTER_OPERATOR = re.compile(rf"(?<=[^\s,(\[])(?P<op>\s*(?:[+\-*/=^]|\\cdot|\\times)\s*)(?P<n>{_GROUPED})")
+_GROUPED_BEFORE_OPERATOR = re.compile(rf"(?<![\d,.])(?P<n>{_GROUPED})(?=\s*(?:[+\-*/^]|\\cdot|\\times|[A-Za-z]))")
+
+
+# "34 is the answer", "34 \\text{ is the final answer}": the same, said after the answer
+_LEAD_OUT = re.compile(
+    r"\s*(?:\\text\s*\{\s*)?(?:is|would be|will be)\s+(?:the\s+)?(?:final\s+)?(?:answer|result)\s*\.?\s*\}?\s*$",
+    re.IGNORECASE,
+)
+_MARKDOWN_BOLD = re.compile(r"\*\*(?P<inner>[^*]+)\*\*")
+
+
+_AND = re.compile(r"\s*(?:\\text\s*\{\s*and\s*\}|\band\b|\\land\b|\\wedge\b)\s*")
+_ONE_SIDED = re.compile(r"<|>|\\(?:le|ge|leq|geq|lt|gt|leqslant|geqslant)(?![A-Za-z])")
+
+
+def _conjunction_marked(s: str) -> str:
+    """`x > 2 \\text{ and } x < 5` -> `x > 2 \\land x < 5`: "and" between two inequalities means both hold
+    (an interval, structures.conjunction), not a list of two answers as between numbers."""
+    parts = _AND.split(s)
+    if len(parts) == 2 and all(_ONE_SIDED.search(part) for part in parts):
+        return f"{parts[0].strip()} \\land {parts[1].strip()}"
+    return s
+
+
+def _lead_in_removed(s: str) -> str:
+    """The answer after a lead-in from the closed list; markdown bold (`**Answer:** **34**`) is emphasis."""
+    if "**" in s:
+        s = _MARKDOWN_BOLD.sub(lambda m: m.group("inner"), s).strip()
+    match = _LEAD_IN_TEXT.match(s) or _LEAD_IN_BARE.match(s)
+    if match:
+        return s[match.end() :]
+    match = _LEAD_OUT.search(s)
+    return s[: match.start()] if match and match.start() > 0 else s
+
+
+def _degrees_in_radians(match: re.Match) -> str:
+    """`\\sin(150^\\circ)` -> `\\sin(\\frac{150\\pi}{180})`: degrees inside a trigonometric function are
+    an angle, not a unit to remove (which would leave 150 radians)."""
+    power = "^{" + re.sub(r"\D", "", match.group("power")) + "}" if match.group("power") else ""  # \sin^2 30°
+    return f"\\{match.group('f')}{power}(\\frac{{{match.group('n')}\\pi}}{{180}})"
+
+
+def _grouped_digits(s: str) -> str:
+    s = _GROUPED_AFTER_OPERATOR.sub(lambda m: m.group("op") + m.group("n").replace(",", ""), s)
+    return _GROUPED_BEFORE_OPERATOR.sub(lambda m: m.group("n").replace(",", ""), s)
+
+
 def clean_text(raw: str) -> tuple[str, str | None, bool] | None:
     """(cleaned answer, canonical unit or None or "conflict", whether a \\text{} wrapper was removed), or
     None when the answer is malformed (a box that never closes, words between boxes)."""
@@ -267,6 +377,11 @@ def clean_text(raw: str) -> tuple[str, str | None, bool] | None:
     s = _MATRIX.sub("{pmatrix}", _FRACS.sub("\\\\frac", s))
     s = s.replace("{,}", ",")
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    s = to_latex(_lead_in_removed(s))
+    if "circ" in s or "degree" in s:
+        s = _TRIG_DEGREES.sub(_degrees_in_radians, s)
+    if "," in s:
+        s = _grouped_digits(s)
     if s.endswith("\\") and not s.endswith("\\\\"):
         s = s[:-1].rstrip()  # "185\\": a stray backslash at the end
     if "matrix" in s or "array" in s:  # [\begin{matrix} ... \end{matrix}] is a pmatrix
@@ -274,7 +389,7 @@ def clean_text(raw: str) -> tuple[str, str | None, bool] | None:
     s, was_text = _unwrap(s)
     s = _cut_approximation(s)
     if any(c.isdigit() or c == "\\" for c in s):
-        s = _SEPARATOR_WORDS.sub(", ", s).strip(" ,")
+        s = _SEPARATOR_WORDS.sub(", ", _conjunction_marked(s)).strip(" ,")
     s, unit = strip_unit(s.rstrip(".").strip())
     s, inner_text = _unwrap(s)
     s = _INNER_SPACE.sub("", re.sub(r"\s+", " ", s)).strip()

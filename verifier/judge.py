@@ -11,9 +11,9 @@ from fractions import Fraction
 
 from . import limits
 from .answer import Answer, classify
-from .numeric import equation_identity, identity
+from .numeric import equation_identity, identity, number
 from .shape import bounded
-from .structures import has_relation
+from .structures import has_relation, labels_match, split_label
 from .symbolic import WORKER, Undecided
 
 _log = logging.getLogger("verifier")
@@ -48,15 +48,19 @@ def answers_equal(pred: str | None, gold: str | None) -> bool | None:
 
 
 _COMMAND = re.compile(r"\\[A-Za-z]+")
-_HAS_LETTER = re.compile(r"[A-Za-z]")
+_FUNCTION = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc|ln|log|exp)(?![A-Za-z])")
+_HAS_VARIABLE = re.compile(r"[A-DF-HJ-Za-df-hj-z]")  # a letter other than e and i, which are constants
 _SEVERAL = ("set", "tuple", "union", "matrix")
 
 
 def _numbers_equal(p: Answer, g: Answer) -> bool:
     """Plain numbers, or sets of them, exactly. A unit may be left out, not changed; x = 5 is not y = 5.
     A percentage on one side only may be read either way: 20% equals 20 and 0.2."""
-    if p.label is not None and g.label is not None and p.label != g.label:
+    if not labels_match(p.label, g.label):
         return False
+    named = _named_values(p), _named_values(g)
+    if None not in named and named[0] != named[1]:
+        return False  # x = 1, y = 2 is not x = 2, y = 1 (nor x = 1, z = 2), though both are {1, 2}
     if p.unit is None or g.unit is None or p.unit == g.unit:
         if p.values == g.values:
             return True
@@ -64,6 +68,17 @@ def _numbers_equal(p: Answer, g: Answer) -> bool:
             percent, other = (p, g) if p.unit == "%" else (g, p)
             return frozenset(Fraction(v) / 100 for v in percent.values) == other.values
     return False
+
+
+def _named_values(a: Answer) -> dict | None:
+    """{label: value} of a list whose every element names its own variable (`x = 1, y = 2`); None for
+    anything else (then the values are compared as a set: `AB = 4, CD = 5` equals `4, 5`)."""
+    if a.kind != "set":
+        return None
+    pairs = [split_label(element) for element in a.elements]
+    if any(label is None for label, _ in pairs) or len({label for label, _ in pairs}) != len(pairs):
+        return None
+    return {label: number(value) for label, value in pairs}
 
 
 def _equal(p: Answer, g: Answer, budget: list) -> bool:
@@ -74,6 +89,9 @@ def _equal(p: Answer, g: Answer, budget: list) -> bool:
         return False
     if p.unit and g.unit and p.unit != g.unit:
         return False  # a unit may be left out, not changed
+    if p.kind == g.kind == "time":  # a clock time equals only the same time: 20:34 = 20:34:00 = 8:34 pm
+        return p.word == g.word and labels_match(p.label, g.label)
+    # one clock-like side only: judged as any other answer below (3:10 may be the ratio 0.3)
     if "based" in (p.kind, g.kind):
         return _based_equal(p, g)
     if "choice" in (p.kind, g.kind) or "word" in (p.kind, g.kind):
@@ -81,9 +99,10 @@ def _equal(p: Answer, g: Answer, budget: list) -> bool:
     if (
         g.kind == "number"
         and p.kind == "expr"
-        and (_HAS_LETTER.search(_COMMAND.sub(" ", p.body)) or not any(c.isdigit() or c == "\\" for c in p.body))
+        and not _FUNCTION.search(p.body)  # \\sin(x)^2 + \\cos(x)^2 is 1
+        and (_HAS_VARIABLE.search(_COMMAND.sub(" ", p.body)) or not any(c.isdigit() or c == "\\" for c in p.body))
     ):
-        return False  # a rational number is not "x", "none", "34x" or "6 - 5i"
+        return False  # a rational number is not "x", "none" or "34x" ("3+5i^2" and "2\\ln e" may be one)
     if p.kind in _SEVERAL or g.kind in _SEVERAL:
         return _equal_structures(p, g, budget)
     if p.body.count("=") > 1 or g.body.count("=") > 1:
@@ -115,7 +134,7 @@ def _element_equal(pred: str, gold: str, budget: list) -> bool:
 def _equal_structures(p: Answer, g: Answer, budget: list) -> bool:
     """Sets, tuples, intervals, unions and matrices, element by element. (math-verify's grammar needs
     50 ms to seconds to parse a bracketed list, but a few ms per element.)"""
-    if p.label and g.label and p.label != g.label:
+    if not labels_match(p.label, g.label):
         return False  # (a,b) = (4,1) is not (b,a) = (4,1); x \in [1, 2] is not y \in [1, 2]
     if "set" in (p.kind, g.kind):
         if p.kind in ("tuple", "union", "matrix") or g.kind in ("tuple", "union", "matrix"):
@@ -180,7 +199,7 @@ def _texts_to_compare(p: Answer, g: Answer) -> tuple[str, str | None]:
     equations go to math-verify whole (rearranged or scaled ones are equal). A relation in the answer
     to a reference that has none is wrong: math-verify would read "x + 1 = 34" as its right side, 34."""
     gold_relation, pred_relation = has_relation(g.body), has_relation(p.body)
-    if gold_relation or (g.label and pred_relation) or (p.label and g.label and p.label != g.label):
+    if gold_relation or (g.label and pred_relation) or not labels_match(p.label, g.label):
         return g.text, p.text
     if pred_relation:
         return g.text, None

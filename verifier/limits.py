@@ -11,6 +11,7 @@ MAX_ANSWER_CHARS = 300  # a longer "final answer" is not an answer; it is judged
 MAX_SYMBOLIC_CHARS = 200  # longest cleaned answer handed to math-verify
 MAX_DIGITS = 40  # longest digit run accepted anywhere in an answer
 MAX_EXPONENT = 10_000  # largest number in an exponent: 2^{100} fine, 2^{100000000} not (towers never)
+MAX_SYMBOLIC_EXPONENT = 64  # largest exponent on a base with a variable: sympy expands (x-a)^{200} for 0.3 s
 MAX_SYMBOLS = 6  # most distinct variables in an answer handed to math-verify
 MAX_OPERATORS = 40  # most operators and commands in an answer handed to math-verify
 

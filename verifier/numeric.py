@@ -1,7 +1,10 @@
 """Numbers: the exact value of an answer written as one plain number, and of plain arithmetic.
 
-Values are Fractions, so `0.5` = `1/2` = `\\frac12` exactly and `0.33` != `\\frac13`. A comma never marks
-decimals: only digits grouped by three (`12,345.5`) read as one number. `arithmetic` evaluates `+ - * /`,
+Values are Fractions, so `0.5` = `1/2` = `\\frac12` exactly and `0.33` != `\\frac13`; `2 1/2` is a mixed
+number (a proper fraction only). A comma never marks decimals: only digits grouped by three
+(`12,345.5`) read as one number. `identity` compares two rational expressions at hashed points, exactly,
+or modulo a 61-bit prime when a power is too big for that (`(x-a)^{6000}`); `polynomial` reads the
+coefficients of a linear or quadratic expression in one variable (for solving inequalities). `arithmetic` evaluates `+ - * /`,
 `\\cdot`, `\\times`, `\\frac`, parentheses and small integer powers in-process (`17 \\cdot 2`, the members
 of `x = 2 + 3 + 4 = 9`), so such answers need no sympy and no worker time.
 """
@@ -24,6 +27,7 @@ _SLASH = re.compile(rf"([+-]?\d{{1,{MAX_DIGITS}}})\s*/\s*(\d{{1,{MAX_DIGITS}}})"
 _FRAC_ARGS = re.compile(
     rf"\\frac\s*(?:\{{\s*(-?\d{{1,{MAX_DIGITS}}})\s*\}}|(\d))\s*(?:\{{\s*(\d{{1,{MAX_DIGITS}}})\s*\}}|(\d))"
 )
+MIXED_SPACED = re.compile(r"(\d{1,20})\s+(\d{1,20})\s*/\s*(\d{1,20})")  # 1 1/2: a mixed number
 _SCIENTIFIC = re.compile(r"(?P<mantissa>.+?)\s*(?:\\times|\\cdot|\*)\s*10\s*\^\s*\{?\s*(?P<exp>[+-]?\d{1,3})\s*\}?")
 
 
@@ -45,6 +49,13 @@ def number(s: str) -> Fraction | None:
             return Fraction(numerator, denominator) if denominator else None
         negative = s.startswith("-")
         body = s[1:].lstrip() if negative else s
+        match = MIXED_SPACED.fullmatch(body)
+        if match:  # 1 1/2: one and a half, only as a proper fraction (1 3/2 is no number people write)
+            whole, numerator, denominator = (int(match.group(k)) for k in (1, 2, 3))
+            if not 0 < numerator < denominator:
+                return None
+            value = whole + Fraction(numerator, denominator)
+            return -value if negative else value
         whole = None
         mixed = re.match(r"(\d{1,20})\s*(?=\\frac)", body)
         if mixed:
@@ -141,8 +152,8 @@ def identity(pred: str, gold: str) -> bool | None:
             draw = int.from_bytes(chunk[:8], "big") >> 12  # 52 bits
             env[letter] = Fraction(draw + 2, 1 << 50) + 1 if exact else (draw + 2) / 2.0**52 + 0.5
         a, b = _evaluate(pred_tokens, env, exact), _evaluate(gold_tokens, env, exact)
-        if a is None or b is None:
-            return None
+        if a is None or b is None:  # too big to evaluate exactly, such as (x-a)^{6000}: modulo a prime
+            return _modular_identity(pred_tokens, gold_tokens, sorted(letters), seed) if exact and letters else None
         if exact and a != b:
             return False
         if not exact and abs(a - b) > 1e-6 * max(1.0, abs(a), abs(b)):
@@ -298,3 +309,140 @@ class _Parser:
         elif not math.isfinite(value) or abs(value) > 1e100:
             raise _NotArithmetic
         return value
+
+
+def _hashed_point(seed: bytes, point: int) -> Fraction:
+    draw = int.from_bytes(hashlib.sha256(seed + bytes([point])).digest()[:8], "big") >> 12  # 52 bits
+    return Fraction(draw + 2, 1 << 50) + 1
+
+
+def polynomial(s: str) -> tuple[str, tuple[Fraction, Fraction, Fraction]] | None:
+    """(variable, (c0, c1, c2)) when s is c0 + c1 v + c2 v^2 in one letter v with rational coefficients,
+    however written (`9-12r`, `2(x+1)`, `x^2 - 5x + 6`, `(x-2)(x-3)`); None for anything else. The
+    coefficients come from the values at 0, 1 and -1, exactly; two more points drawn from a hash of the
+    text confirm that the degree is at most 2 (a higher-degree or rational function fails them)."""
+    tokens = _tokens(s)
+    if not tokens:
+        return None
+    letters = {t for t in tokens if t.isalpha()}
+    if len(letters) != 1 or letters & _NOT_VARIABLES:
+        return None
+    (letter,) = letters
+    values = [_evaluate(tokens, {letter: Fraction(x)}, exact=True) for x in (0, 1, -1)]
+    if any(v is None for v in values):
+        return None
+    c0, c1, c2 = values[0], (values[1] - values[2]) / 2, (values[1] + values[2]) / 2 - values[0]
+    seed = hashlib.sha256(s.encode()).digest()
+    for point in range(2):
+        t = _hashed_point(seed, point)
+        if _evaluate(tokens, {letter: t}, exact=True) != c0 + c1 * t + c2 * t * t:
+            return None
+    return letter, (c0, c1, c2)
+
+
+# ----------------------------------------------------------------------------- modular evaluation
+_PRIME = (1 << 61) - 1  # values modulo this prime: (x-a)^{6000} costs a few multiplications, not 6000 digits
+_MAX_MODULAR_EXPONENT_BITS = 64
+
+
+class _Mod:
+    """An integer modulo _PRIME, with the operations _Parser uses (a division by 0 raises)."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: int):
+        self.v = v % _PRIME
+
+    @classmethod
+    def of(cls, value: Fraction) -> _Mod:
+        if value.denominator % _PRIME == 0:
+            raise ZeroDivisionError
+        return cls(value.numerator * pow(value.denominator, -1, _PRIME))
+
+    def __add__(self, other):
+        return _Mod(self.v + other.v)
+
+    def __sub__(self, other):
+        return _Mod(self.v - other.v)
+
+    def __mul__(self, other):
+        return _Mod(self.v * other.v)
+
+    def __truediv__(self, other):
+        if other.v == 0:
+            raise ZeroDivisionError
+        return _Mod(self.v * pow(other.v, -1, _PRIME))
+
+    def __neg__(self):
+        return _Mod(-self.v)
+
+    def __eq__(self, other):
+        return isinstance(other, _Mod) and self.v == other.v
+
+    def __hash__(self):
+        return self.v
+
+
+class _ModularParser(_Parser):
+    """_Parser's grammar on values modulo _PRIME; an exponent must be plain integer arithmetic (`^{6000}`,
+    `^{2 \\cdot 3000}`), evaluated exactly. No \\sqrt, \\pi or functions."""
+
+    def __init__(self, tokens: list[str], env: dict):
+        super().__init__(tokens, env, exact=True)
+
+    def atom(self):
+        token = self.peek()
+        if token is not None and (token[0].isdigit() or token[0] == "."):
+            self.take()
+            return _Mod.of(Fraction(token))
+        return super().atom()
+
+    def group(self):
+        token = self.peek()
+        if token is not None and token != "{" and token.isdigit() and len(token) == 1:
+            self.take()
+            return _Mod(int(token))
+        return super().group()
+
+    def power(self):
+        base = self.unary()
+        if self.peek() != "^":
+            return base
+        self.take()
+        exponent_parser = _Parser(self.tokens, {}, exact=True)  # the exponent's true value, not its residue
+        exponent_parser.i = self.i
+        exponent = exponent_parser.atom()
+        self.i = exponent_parser.i
+        if exponent.denominator != 1 or exponent.numerator.bit_length() > _MAX_MODULAR_EXPONENT_BITS:
+            raise _NotArithmetic
+        if exponent < 0:
+            return _Mod(1) / _Mod(pow(base.v, -int(exponent), _PRIME))
+        return _Mod(pow(base.v, int(exponent), _PRIME))
+
+    def _small(self, value):
+        return value
+
+
+def _modular_identity(pred_tokens: list[str], gold_tokens: list[str], letters: list[str], seed: bytes) -> bool | None:
+    """Whether two rational expressions agree at three points modulo a 61-bit prime, the points drawn from
+    a hash of the texts. Two different rational functions whose degree is at most D agree at such a point
+    with a chance of about D / 2^61 (Schwartz-Zippel): 2^-47 for a degree of ten thousand. None when an
+    expression is not of this kind or a denominator vanishes at a point."""
+    for point in range(3):
+        env = {}
+        for k, letter in enumerate(letters):
+            draw = int.from_bytes(hashlib.sha256(seed + b"mod" + bytes([point, k])).digest()[:8], "big")
+            env[letter] = _Mod(draw)
+        values = []
+        for tokens in (pred_tokens, gold_tokens):
+            try:
+                parser = _ModularParser(tokens, env)
+                value = parser.sum()
+                values.append(value if parser.i == len(tokens) else None)
+            except (_NotArithmetic, ZeroDivisionError, ValueError, AttributeError, TypeError):
+                return None
+        if None in values:
+            return None
+        if values[0] != values[1]:
+            return False
+    return True

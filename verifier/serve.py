@@ -92,7 +92,14 @@ def math_verify_judge(float_rounding: int):
 
     @lru_cache(maxsize=8192)
     def parsed(latex: str) -> tuple:
-        return tuple(parse(f"${latex}$", extraction_config=config, parsing_timeout=None))
+        return tuple(imaginary(x) for x in parse(f"${latex}$", extraction_config=config, parsing_timeout=None))
+
+    def imaginary(value):
+        """The letter i as the imaginary unit (math-verify reads it as a variable, so `i(2-i)` != `1+2i`)."""
+        if not isinstance(value, sympy.Basic):
+            return value
+        letters = {s: sympy.I for s in value.free_symbols if isinstance(s, sympy.Symbol) and s.name == "i"}
+        return value.xreplace(letters) if letters else value
 
     def equations_equal(gold, pred):
         """Two equations equal up to rearrangement and a nonzero factor (9x^2 + 4y^2 = 36 and

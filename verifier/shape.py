@@ -1,7 +1,8 @@
 """The shape screen: what may reach sympy at all. An answer that could make sympy build an enormous
-number or expand for seconds (power towers, big factorials, sums, 1e100000, hundreds of operators) is
-judged by its text only, so a call stays fast whatever the input, and the symbolic worker's CPU budget
-(limits.SYMBOLIC_CPU_S) is a backstop that real answers do not reach.
+number or expand for seconds (power towers, big factorials, sums, 1e100000, hundreds of operators, a
+big power of a variable such as `(x-a)^{6000}`) is judged by its text only, so a call stays fast
+whatever the input, and the symbolic worker's CPU budget (limits.SYMBOLIC_CPU_S) is a backstop that
+real answers do not reach.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from .cleaning import closing
 _OPERATOR = re.compile(r"[-+*/^=]|\\[A-Za-z]+")
 _COMMAND = re.compile(r"\\[A-Za-z]+")
 _SYMBOL = re.compile(r"[A-Za-z]")
+_VARIABLE = re.compile(r"[A-DF-HJ-Za-df-hj-z]")  # e and i are constants
 _BIG_ARGUMENT = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc|log|ln|exp)\s*\(?\s*\{?\s*(?:\d{7,}|\d+\s*\^)")
 _BIG_E = re.compile(r"\d\s*[eE]\s*[+-]?\s*\d{3}")  # 1e100000: sympy builds the whole number
 _ALLOWED_CHARS = re.compile(r"^[0-9A-Za-z\\+\-*/^_().,;:{}\[\]=<>|&!' ]*$")
@@ -60,7 +62,37 @@ def bounded(s: str) -> bool:
         return False  # a long expression: sympy's simplification grows with it
     if len(set(_SYMBOL.findall(_COMMAND.sub(" ", s)))) > limits.MAX_SYMBOLS:
         return False
-    return _power_growth(s) <= limits.MAX_EXPONENT
+    return _power_growth(s) <= limits.MAX_EXPONENT and not _big_symbolic_power(s)
+
+
+def _big_symbolic_power(s: str) -> bool:
+    """True when a base with a variable in it has an exponent above limits.MAX_SYMBOLIC_EXPONENT:
+    `(x-a)^{6000}` (sympy would expand it for seconds; numeric.identity compares such powers of rational
+    expressions in-process, before this screen is asked). `2^{100}` and `\\pi^{100}` are numbers: no."""
+    for i, c in enumerate(s):
+        if c != "^":
+            continue
+        exponent = next(_exponents(s[i:]))[0] or ""
+        if max([int(n) for n in re.findall(r"\d+", exponent)] or [0]) <= limits.MAX_SYMBOLIC_EXPONENT:
+            continue
+        j = i - 1
+        while j >= 0 and s[j] == " ":
+            j -= 1
+        start = j
+        if j >= 0 and s[j] in ")]}":
+            depth = 0
+            for start in range(j, -1, -1):
+                depth += (s[start] in ")]}") - (s[start] in "([{")
+                if depth == 0:
+                    break
+        else:  # one token: a letter, or a command such as \\pi
+            while start > 0 and s[start - 1].isalpha():
+                start -= 1
+            if start > 0 and s[start - 1] == "\\":
+                start -= 1
+        if _VARIABLE.search(_COMMAND.sub(" ", s[max(start, 0) : j + 1])):
+            return True
+    return False
 
 
 def _power_growth(s: str) -> int:

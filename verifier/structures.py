@@ -13,10 +13,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
-from .numeric import arithmetic, number
+from .numeric import arithmetic, number, polynomial
 
 
 def split_top(s: str) -> list[str]:
@@ -192,11 +193,24 @@ def split_label(s: str) -> tuple[str | None, str]:
         label, rest = right, left  # "5 = x"
     else:
         return None, s
-    letters = label_letters(label)
+    function = _FUNCTION_LABEL.fullmatch(normal_label(label))
+    letters = {function.group(1)} if function else label_letters(label)  # f(x) = x^2 names f(x); x may appear
     rest_letters = set(re.findall(r"(?<![A-Za-z\\])[A-Za-z](?![A-Za-z])", _COMMAND.sub(" ", rest)))
     if letters & rest_letters:
-        return None, s  # y = 2y - 3, f(x) = x^2: an equation, not a label
+        return None, s  # y = 2y - 3, f(x) = f(-x): an equation, not a label
     return normal_label(label), rest
+
+
+_FUNCTION_LABEL = re.compile(r"([A-Za-z])\(([A-Za-z])\)")
+
+
+def labels_match(a: str | None, b: str | None) -> bool:
+    """Whether two answers' labels allow them to be equal: the same label, or one of them has none
+    (`x = 5` and 5), or `y` and a function of one variable (`y = 2x + 3` and `f(x) = 2x + 3` give the
+    same graph). `x = 5` and `y = 5`, `f(x) = ...` and `g(x) = ...` do not match."""
+    if a is None or b is None or a == b:
+        return True
+    return {a, b} & {"y"} != set() and any(_FUNCTION_LABEL.fullmatch(label) for label in (a, b))
 
 
 def chain_end(s: str) -> str:
@@ -320,3 +334,129 @@ def absolute_interval(s: str) -> tuple[str, list[tuple[str, str, str, str]]] | N
             (opening, low_text, high_text, closing),
         ]
     return None
+
+
+def _constant(s: str) -> Fraction | None:
+    """The exact value of a bound written as a number or plain arithmetic (`3\\frac18`, `3.125`, `-99`)."""
+    value = number(s)
+    return value if value is not None else arithmetic(s)
+
+
+def solved_interval(s: str) -> tuple[str, list[tuple[str, str, str, str]]] | None:
+    """An inequality that is an interval (or two) of one variable once solved: a linear one scaled or moved
+    (`2x < 4`, `-99 \\le 9-12r \\le 45`, `x + 1 \\ge 3 - x`) or a quadratic one (`x^2 \\le 9`,
+    `x^2 - 5x + 6 > 0`; `x^2 < 2` has the ends -\\sqrt{2} and \\sqrt{2}), with number bounds. Returns
+    (variable, [(opening, low, high, closing), ...]) as absolute_interval does; None for anything else: a
+    bound that is not a number, a quadratic with a double root or none (true for all values but one, or
+    for none), more than one variable."""
+    parts, relations = top_level_split(s, _INEQUALITY)
+    if not 1 <= len(relations) <= 2 or not all(parts):
+        return None
+    kinds = [_LESS.get(r) or _MORE.get(r) for r in relations]
+    if len(relations) == 2:  # low < a v + b < high
+        if not (all(r in _LESS for r in relations) or all(r in _MORE for r in relations)):
+            return None
+        low, high = _constant(parts[0]), _constant(parts[2])
+        found = polynomial(parts[1])
+        if low is None or high is None or found is None or found[1][2] != 0 or found[1][1] == 0:
+            return None
+        variable, (b, a, _) = found
+        ends = [(low - b) / a, (high - b) / a]
+        strict = [k in ("<", ">") for k in kinds]
+        if all(r in _MORE for r in relations):
+            ends.reverse()
+            strict.reverse()
+        if a < 0:
+            ends.reverse()
+            strict.reverse()
+        if ends[0] >= ends[1]:
+            return None
+        return variable, [_bracketed(ends[0], ends[1], strict[0], strict[1])]
+    left, right = parts
+    found = polynomial(f"{left}-({right})") if any(c.isalpha() for c in left + right) else None
+    if found is None:
+        return None
+    variable, (c0, c1, c2) = found
+    less = kinds[0] in ("<", "<=")  # c2 v^2 + c1 v + c0 < 0 (or <= 0)
+    strict = kinds[0] in ("<", ">")
+    if c2 == 0:
+        if c1 == 0:
+            return None
+        root = -c0 / c1
+        if (c1 > 0) == less:  # v < root
+            return variable, [_bracketed(None, root, True, strict)]
+        return variable, [_bracketed(root, None, strict, True)]
+    discriminant = c1 * c1 - 4 * c2 * c0
+    if discriminant <= 0:
+        return None  # a double root or none: every value but one, one value, all or none
+    root = _rational_sqrt(discriminant)
+    if root is not None:
+        low, high = sorted([(-c1 - root) / (2 * c2), (-c1 + root) / (2 * c2)])
+    else:  # p -/+ sqrt(q): x^2 < 2 is -\\sqrt{2} < x < \\sqrt{2}
+        middle, radicand = -c1 / (2 * c2), discriminant / (4 * c2 * c2)
+        centre = f"{_fraction_text(middle)} " if middle else ""
+        low, high = f"{centre}-\\sqrt{{{_fraction_text(radicand)}}}", f"{centre}+\\sqrt{{{_fraction_text(radicand)}}}"
+        high = high.lstrip("+")
+    if (c2 > 0) == less:  # between the roots
+        return variable, [_bracketed(low, high, strict, strict)]
+    return variable, [_bracketed(None, low, True, strict), _bracketed(high, None, strict, True)]
+
+
+def _bracketed(low, high, low_strict: bool, high_strict: bool) -> tuple[str, str, str, str]:
+    return (
+        "(" if low is None or low_strict else "[",
+        "-\\infty" if low is None else low if isinstance(low, str) else _fraction_text(low),
+        "\\infty" if high is None else high if isinstance(high, str) else _fraction_text(high),
+        ")" if high is None or high_strict else "]",
+    )
+
+
+def _rational_sqrt(value: Fraction) -> Fraction | None:
+    if value < 0:
+        return None
+    numerator, denominator = math.isqrt(value.numerator), math.isqrt(value.denominator)
+    if numerator * numerator != value.numerator or denominator * denominator != value.denominator:
+        return None
+    return Fraction(numerator, denominator)
+
+
+def inequality(s: str) -> tuple[str, list[tuple[str, str, str, str]]] | None:
+    """The intervals of the one variable an inequality allows: in that variable directly (interval), in
+    its absolute value (absolute_interval), or once solved (solved_interval); None for anything else."""
+    absolute = absolute_interval(s)
+    if absolute is not None:
+        return absolute
+    found = interval(s)
+    if found is not None:
+        variable, opening, low, high, closing = found
+        return variable, [(opening, low, high, closing)]
+    return solved_interval(s)
+
+
+def conjunction(s: str) -> tuple[str, tuple[str, str, str, str]] | None:
+    """`x > 2 \\land x < 5` (cleaning's mark for "and" between inequalities) -> ("x", ("(", "2", "5", ")")):
+    both hold, so the answer is the intersection of two intervals of the same variable with number ends;
+    None for anything else (different variables, an end that is not a number, an empty intersection)."""
+    parts = top_level_split(s, re.compile(r"\\land(?![A-Za-z])"))[0]
+    if len(parts) != 2:
+        return None
+    found = [inequality(part) for part in parts]
+    if None in found or found[0][0] != found[1][0] or len(found[0][1]) != 1 or len(found[1][1]) != 1:
+        return None
+    (opening_a, low_a, high_a, closing_a), (opening_b, low_b, high_b, closing_b) = found[0][1][0], found[1][1][0]
+    lows = [(_end_value(low_a, -1), opening_a == "(", low_a), (_end_value(low_b, -1), opening_b == "(", low_b)]
+    highs = [(_end_value(high_a, 1), closing_a == ")", high_a), (_end_value(high_b, 1), closing_b == ")", high_b)]
+    if any(value is None for value, _, _ in lows + highs):
+        return None
+    low = max(lows, key=lambda end: (end[0], end[1]))  # the larger low end; open beats closed at a tie
+    high = min(highs, key=lambda end: (end[0], not end[1]))
+    if not low[0] < high[0]:
+        return None
+    return found[0][0], ("(" if low[1] else "[", low[2], high[2], ")" if high[1] else "]")
+
+
+def _end_value(text: str, infinite_sign: int) -> float | Fraction | None:
+    """An interval end as a number to compare: +-infinity for the open ends, None when it is not a number."""
+    if text in ("\\infty", "-\\infty"):
+        return math.inf * infinite_sign
+    return _constant(text)
