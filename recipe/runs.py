@@ -503,20 +503,11 @@ class StopOnSignal:
             signal.signal(sig, handler)
 
     def _handle(self, signum, frame):
-        if self.received and not self._forwarded_copy():
+        if self.received:
             _write_raw("\nsecond interrupt: exiting now, without saving\n")
             os._exit(130)
-        if not self.received:
-            self.received = signal.Signals(signum).name
-            _write_raw(f"\n{self.received}: finishing this step, then saving a checkpoint (Ctrl-C again quits now)\n")
-
-    def _forwarded_copy(self) -> bool:
-        """Under torchrun (and `accelerate launch`, which uses it) a Ctrl-C in the terminal reaches each process
-        twice: from the terminal, and forwarded by the launcher (torch/distributed/elastic/agent/server/
-        api.py:752-756), so the first repeat is not the user's second Ctrl-C. The launcher's own hard stop
-        is a SIGKILL after TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds (30 by default)."""
-        self._repeats = getattr(self, "_repeats", 0) + 1
-        return "TORCHELASTIC_RUN_ID" in os.environ and self._repeats == 1
+        self.received = signal.Signals(signum).name
+        _write_raw(f"\n{self.received}: finishing this step, then saving a checkpoint (Ctrl-C again quits now)\n")
 
     def agree(self, reduce=None) -> bool:
         """At the same point on every process (a step's end, the end of a stage): True on all of them when any

@@ -7,6 +7,9 @@ chosen by environment variables (torchrun gives every process the same command l
                                 first download over a slow link
     RANKS_SIGNAL_AT=STAGE:STEP:RANK   at the end of STEP of STAGE (priming or grpo), process RANK alone sends
                                 itself SIGINT, as when a signal reaches one node's processes only
+    RANKS_WAIT_AT=STAGE:STEP    at the end of STEP of STAGE every process prints "rank R: waiting at STAGE step
+                                STEP" and waits for a signal (the test sends one, as a terminal's Ctrl-C does);
+                                one that never comes ends the process with status 3 after WAIT_LIMIT_S
 
 Each process prints "rank R exits with N" as its last line, so a test reads every process's exit status
 (torchrun reports only the first failure).
@@ -28,6 +31,8 @@ import trl  # noqa: E402 - the CPU path never imports Unsloth, so trl may come f
 
 import train_grpo  # noqa: E402
 
+WAIT_LIMIT_S = 300
+
 
 def install_stand_ins() -> None:
     rank = int(os.environ.get("RANK", "0"))
@@ -43,8 +48,9 @@ def install_stand_ins() -> None:
             return load_model(*args, **kwargs)
 
         train_grpo.load_model = slow_load_model
-    if os.environ.get("RANKS_SIGNAL_AT"):
-        stage, step, signalled = os.environ["RANKS_SIGNAL_AT"].split(":")
+    if os.environ.get("RANKS_SIGNAL_AT") or os.environ.get("RANKS_WAIT_AT"):
+        signal_at = os.environ.get("RANKS_SIGNAL_AT", "::").split(":")
+        wait_at = os.environ.get("RANKS_WAIT_AT", ":").split(":")
         make_guard = train_grpo.make_guard
 
         def signalling_guard(stop):
@@ -52,9 +58,16 @@ def install_stand_ins() -> None:
             on_step_end = guard.on_step_end
 
             def signalled_step_end(args, state, control, **kwargs):
-                at_stage = "grpo" if isinstance(args, trl.GRPOConfig) else "priming"
-                if (at_stage, state.global_step, rank) == (stage, int(step), int(signalled)):
+                here = ["grpo" if isinstance(args, trl.GRPOConfig) else "priming", str(state.global_step)]
+                if here + [str(rank)] == signal_at:
                     os.kill(os.getpid(), signal.SIGINT)  # delivered before the next line: the handler has run
+                if here == wait_at:
+                    print(f"rank {rank}: waiting at {here[0]} step {here[1]}", flush=True)
+                    deadline = time.monotonic() + WAIT_LIMIT_S
+                    while not stop.received:
+                        if time.monotonic() > deadline:
+                            os._exit(3)
+                        time.sleep(0.01)
                 return on_step_end(args, state, control, **kwargs)
 
             guard.on_step_end = signalled_step_end
