@@ -236,7 +236,8 @@ def run(S: dict) -> Path:
         with main_process_first("build the tiny model"):
             S["model_name"] = build_smoke_model(run_dir / "base_model", [S["dataset"], S["priming_dataset"]], S["seed"])
     print(f"training on {len(train_set)} problems; evaluating on {len(eval_problems)} held-out problems")
-    S.update(plan_generation(S, backend))  # vLLM or not (not for 4-bit), and its memory share, before any load
+    # vLLM or not (not for 4-bit), and its memory share, before any load
+    S.update(plan_generation(dict(S, max_prompt_length=max_prompt_length), backend))
     resolved = dict(
         S, backend=backend, max_prompt_length=max_prompt_length, max_completion_length=max_completion_length
     )
