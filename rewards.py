@@ -239,7 +239,9 @@ def match_format_approximately(completions, answer=None, **kwargs) -> list[float
     """
     tags = (REASONING_END, SOLUTION_START, SOLUTION_END)
     return _score_each(
-        completions, answer, lambda t, gold: sum(TAG_ONCE if t.count(tag) == 1 else TAG_NOT_ONCE for tag in tags),
+        completions,
+        answer,
+        lambda t, gold: sum(TAG_ONCE if t.count(tag) == 1 else TAG_NOT_ONCE for tag in tags),
         needs=False,
     )
 

@@ -26,13 +26,14 @@ def tiny_model_dir(tmp_path_factory):
     return build_smoke_model(tmp_path_factory.mktemp("tiny") / "model", [str(SMOKE_TASK), str(SMOKE_PRIMER)], 1)
 
 
+ENGINES_STARTED: list[dict] = []  # what each EngineStandIn was given
+
+
 class EngineStandIn:
     """In place of TRL's VLLMGeneration: keeps what it was given, starts nothing."""
 
-    started = []
-
     def __init__(self, **kwargs):
-        EngineStandIn.started.append(kwargs)
+        ENGINES_STARTED.append(kwargs)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -45,7 +46,7 @@ def test_every_loss_type_starts_on_every_generation_path(tiny_model_dir, tmp_pat
     vllm, extra = PATHS[path]
     monkeypatch.setattr(training, "vllm_off_reason", lambda settings, backend: "" if vllm else "off")
     monkeypatch.setattr(grpo_module, "VLLMGeneration", EngineStandIn)
-    EngineStandIn.started = []
+    ENGINES_STARTED.clear()
     settings = dict(RECIPE, loss_type=loss_type, max_seq_length=256, **extra)
     check_settings(settings, NAMES)  # the combination passes the settings check, so it must start
     args = training.grpo_config(settings, tmp_path, "transformers", max_completion_length=32)
@@ -58,7 +59,7 @@ def test_every_loss_type_starts_on_every_generation_path(tiny_model_dir, tmp_pat
         train_dataset=Dataset.from_list([{"prompt": prompt, "answer": "2"}] * 4),
         processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
     )
-    assert len(EngineStandIn.started) == int(vllm)  # got as far as starting the engine, on the vLLM paths
+    assert len(ENGINES_STARTED) == int(vllm)  # got as far as starting the engine, on the vLLM paths
 
 
 # ----------------------------------------------------------------------------- colocated vLLM: the whole GPU
@@ -84,7 +85,9 @@ def a_gpu(monkeypatch, total_gib: float):
     from recipe import generation
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: type("P", (), {"total_memory": int(total_gib * GIB)}))
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda i: type("P", (), {"total_memory": int(total_gib * GIB)})
+    )
     monkeypatch.setattr(generation, "vllm_available", lambda: True)
 
 
@@ -128,6 +131,9 @@ def test_the_log_and_the_check_print_the_arithmetic(monkeypatch, capsys, qwen3_4
         assert part in logged
     assert "16 sequences of 1225 tokens" in logged and "GiB in all" in logged
     line = generation.check_line(dict(settings, backend="transformers"), 201)
-    assert line.startswith("transformers backend with TRL's colocated vLLM needs a GPU of at least 23.") and "CUDA context" in line
+    assert (
+        line.startswith("transformers backend with TRL's colocated vLLM needs a GPU of at least 23.")
+        and "CUDA context" in line
+    )
     assert generation.check_line(dict(settings, backend="unsloth"), 201) is None  # Unsloth's own engine
     assert "not readable here" in generation.check_line(dict(settings, model_name=str(qwen3_4b_config) + "-none"), 201)

@@ -87,7 +87,9 @@ def test_a_checkpoint_one_process_lacks_stops_every_process_naming_it(tmp_path, 
     decided = str(run_dir / "checkpoints" / "checkpoint-4")
     gather = as_process_1(main_answers=[(str(run_dir), decided), ("node0", None)])
 
-    with pytest.raises(SetupError, match=r"resumes from .*checkpoint-4.*process 1 on \S+: (not there|no trainer_state)"):
+    with pytest.raises(
+        SetupError, match=r"resumes from .*checkpoint-4.*process 1 on \S+: (not there|no trainer_state)"
+    ):
         runs.agree_on_run(run_dir, str(run_dir / "checkpoints" / "checkpoint-2"), gather)
 
 
@@ -99,8 +101,9 @@ def test_one_process_alone_decides_for_itself(tmp_path):
 
 def test_the_process_group_gets_the_runs_timeout(monkeypatch):
     """The first PartialState fixes every collective's timeout; created without one it is the backend's."""
-    import accelerate
     from datetime import timedelta
+
+    import accelerate
 
     made = []
     monkeypatch.setattr(accelerate, "PartialState", lambda **kwargs: made.append(kwargs))
@@ -147,7 +150,7 @@ def free_port() -> int:
 
 def launch(args, cwd=ROOT, **env):
     env = offline_env(OMP_NUM_THREADS="1", **env)
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=RUN_LIMIT_S)
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=RUN_LIMIT_S, check=False)
 
 
 def exits(output: str) -> dict:
@@ -173,7 +176,16 @@ def test_a_slow_first_load_on_the_main_process_does_not_time_out_the_others(tmp_
 def test_a_signal_to_one_process_stops_all_with_one_checkpoint(tmp_path):
     """SIGINT reaches process 1 alone at the end of GRPO step 3 (between the saves at 2 and 4): both processes
     save checkpoint-3 once, together, and exit 130; nothing trains past step 3."""
-    command = [*TORCHRUN, "--standalone", "--nproc_per_node", "2", *RANKS_RUN, *QUICK_RUN, "--output-dir", str(tmp_path)]
+    command = [
+        *TORCHRUN,
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        *RANKS_RUN,
+        *QUICK_RUN,
+        "--output-dir",
+        str(tmp_path),
+    ]
     result = launch(command, RANKS_SIGNAL_AT="grpo:3:1")
     output = result.stdout + result.stderr
     assert exits(result.stdout) == {"0": "130", "1": "130"}, output[-4000:]
@@ -192,7 +204,16 @@ def test_ctrl_c_in_the_terminal_under_torchrun_saves_once_and_exits_130(tmp_path
     once and SIGKILLs them after TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds (30 by default; long enough here for
     any machine's speed). Both processes wait at GRPO step 3 until the signal, sent to torchrun's process
     group as a terminal does."""
-    command = [*TORCHRUN, "--standalone", "--nproc_per_node", "2", *RANKS_RUN, *QUICK_RUN, "--output-dir", str(tmp_path)]
+    command = [
+        *TORCHRUN,
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        *RANKS_RUN,
+        *QUICK_RUN,
+        "--output-dir",
+        str(tmp_path),
+    ]
     env = offline_env(OMP_NUM_THREADS="1", RANKS_WAIT_AT="grpo:3", TORCH_ELASTIC_SHUTDOWN_TIMEOUT=str(RUN_LIMIT_S))
     run = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            start_new_session=True)  # fmt: skip
