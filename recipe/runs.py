@@ -3,7 +3,9 @@
 OUTPUT_DIR/RUN_NAME holds status.json (training | interrupted | finished), config.json, checkpoints/,
 the adapters, the log and the report. A finished run is never overwritten; an unfinished one resumes
 from its newest complete checkpoint when the same command runs again. Under several processes only the
-main one writes.
+main one writes, and they decide together: the main process picks the folder and the checkpoint and the others
+check they hold it (agree_on_run); a signal to any of them stops all at the same step (StopOnSignal.agree); each
+collective waits up to PROCESS_TIMEOUT_MINUTES (start_processes).
 
 A run may be killed at any moment (a preempted GPU, the out-of-memory killer, a full disk):
 - everything the recipe writes goes through atomic_path: written under `.NAME.partial` beside its
