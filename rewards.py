@@ -12,8 +12,11 @@ A well-formed completion (the prompt already ends with REASONING_START) looks li
 Every reward follows TRL's contract: keyword arguments in (`completions`, the dataset's `answer`
 column, and whatever else the trainer passes, which is ignored), one float per completion out, and
 None where there is nothing to judge: the reference answer is missing, or the verifier could not decide
-(its CPU budget or backstop ran out: see verifier/__init__.py), so the trainer leaves that sample out
-instead of reading "wrong". No function raises or hangs on any model output: the verifier judges
+(its CPU budget or backstop ran out: see verifier/__init__.py). An undecided answer gets None from all four
+rewards, never from some: TRL 1.15 adds up a reward's None as 0 for that completion (so 0 would beat a wrong
+answer's penalty: a reason to make the verifier give up), and only a completion that every function left
+unjudged is unscorable, kept out of its group's mean and std with advantage 0 (trl/trainer/grpo_trainer.py:
+2682-2736, `unscorable_mask`). No function raises or hangs on any model output: the verifier judges
 numbers, lists, intervals, bases and letters in-process and hands the rest to math-verify in a worker
 process whose work is bounded by the answer's shape and by CPU time.
 
@@ -195,59 +198,87 @@ def _references(answer, n: int) -> list[str | None]:
     return [_reference(answer)] * n  # one answer for the whole batch, or none at all
 
 
-def match_format_exactly(completions, **kwargs) -> list[float]:
-    """EXACT_FORMAT when the completion ends with the working's end tag and one answer block.
+# The undecided answers of the batch scored last. TRL hands the same `completions` list to each reward function
+# in turn, so the four of them share one decision per answer: an answer undecided for the first is undecided for
+# all (a verdict reached on a later try would otherwise split them), and it costs its CPU budget once.
+_last_batch: list = [None, set()]  # [that completions list, its undecided (answer, reference) pairs]
+
+
+def _undecided(completions, text: str, gold: str | None) -> bool:
+    """True when the verifier cannot decide this completion's answer: every reward then gives None."""
+    pred = extract_answer(text)
+    if gold is None or pred is None:
+        return False
+    if _last_batch[0] is not completions:
+        _last_batch[:] = [completions, set()]
+    if (pred, gold) in _last_batch[1]:
+        return True
+    if verifier.answers_equal(pred, gold) is None:
+        _last_batch[1].add((pred, gold))
+        return True
+    return False
+
+
+def match_format_exactly(completions, answer=None, **kwargs) -> list[float | None]:
+    """EXACT_FORMAT when the completion ends with the working's end tag and one answer block; None when the
+    verifier cannot decide the answer (all four rewards leave that completion unjudged).
 
     >>> match_format_exactly(["2+2=4<end_working_out><SOLUTION>4</SOLUTION>", "4"])
     [3.0, 0.0]
     """
-    return [EXACT_FORMAT if has_exact_format(t) else 0.0 for t in _texts(completions)]
+    return _score_each(completions, answer, lambda t, gold: EXACT_FORMAT if has_exact_format(t) else 0.0, needs=False)
 
 
-def match_format_approximately(completions, **kwargs) -> list[float]:
+def match_format_approximately(completions, answer=None, **kwargs) -> list[float | None]:
     """TAG_ONCE for each of the three closing-side tags that appears exactly once, TAG_NOT_ONCE for
     each that is missing or repeated. The opening reasoning tag is part of the prompt, not counted.
+    None when the verifier cannot decide the answer.
 
     >>> match_format_approximately(["<end_working_out><SOLUTION>4</SOLUTION>", "<SOLUTION>"])
     [1.5, -1.5]
     """
     tags = (REASONING_END, SOLUTION_START, SOLUTION_END)
-    return [sum(TAG_ONCE if t.count(tag) == 1 else TAG_NOT_ONCE for tag in tags) for t in _texts(completions)]
+    return _score_each(
+        completions,
+        answer,
+        lambda t, gold: sum(TAG_ONCE if t.count(tag) == 1 else TAG_NOT_ONCE for tag in tags),
+        needs=False,
+    )
 
 
 def check_answer(completions, answer=None, log_metric=None, **kwargs) -> list[float | None]:
     """ANSWER_CORRECT exactly when is_correct() agrees; the recipe's bands and penalties otherwise; None
-    when the verifier could not decide (TRL leaves the sample out of this reward). With TRL's
+    when the verifier could not decide (as from the other three rewards: TRL then leaves the completion out of
+    its group's baseline, with advantage 0). With TRL's
     `log_metric`, the share of completions left undecided is logged as `verifier/undecided`.
 
     >>> check_answer(["<SOLUTION>36</SOLUTION>", "<SOLUTION>0.0</SOLUTION>", "no block"], answer=["34", "0", "1"])
     [2.0, 5.0, -2.0]
     """
-    texts = _texts(completions)
-    references = _references(answer, len(texts))
-    scores = [None if gold is None else _answer_score(t, gold) for t, gold in zip(texts, references, strict=True)]
+    scores = _score_each(completions, answer, _answer_score)
+    references = _references(answer, len(scores))
     if callable(log_metric):  # every call, so each process logs the same names (TRL gathers them in order)
         undecided = sum(score is None and gold is not None for score, gold in zip(scores, references, strict=True))
         log_metric("verifier/undecided", undecided / max(len(scores), 1))
     return scores
 
 
-def _score_each(completions, answer, judge) -> list[float | None]:
-    """judge(text, reference) for each completion; None where the reference is missing (or judge says
-    None: undecided)."""
+def _score_each(completions, answer, judge, needs: bool = True) -> list[float | None]:
+    """judge(text, reference) for each completion; None where the verifier cannot decide the answer, or the
+    reference is missing and `needs` says the score depends on it (the format rewards do not need one)."""
     texts = _texts(completions)
     references = _references(answer, len(texts))
-    return [None if gold is None else judge(text, gold) for text, gold in zip(texts, references, strict=True)]
+    return [
+        None if (gold is None and needs) or _undecided(completions, text, gold) else judge(text, gold)
+        for text, gold in zip(texts, references, strict=True)
+    ]
 
 
-def _answer_score(text: str, gold: str) -> float | None:
+def _answer_score(text: str, gold: str) -> float:
     pred = extract_answer(text)
     if pred is None:
         return ANSWER_MISSING
-    verdict = verifier.answers_equal(pred, gold)  # gold is a reference string already (_references)
-    if verdict is None:
-        return None  # undecided: neither right nor wrong
-    if verdict:
+    if verifier.answers_equal(pred, gold):  # decided: _score_each gave None to an undecided answer already
         return ANSWER_CORRECT
     return _near_miss_score(parse_number(pred), parse_number(gold))
 
@@ -279,7 +310,7 @@ def check_numbers(completions, answer=None, **kwargs) -> list[float | None]:
     return _score_each(completions, answer, _number_score)
 
 
-def _number_score(text: str, gold: str) -> float | None:
+def _number_score(text: str, gold: str) -> float:
     gold_value = parse_number(gold)
     if gold_value is None:
         return NUMBER_UNJUDGEABLE
@@ -287,8 +318,7 @@ def _number_score(text: str, gold: str) -> float | None:
     if pred is None or len(pred) > MAX_ANSWER_CHARS:
         return NUMBER_MISSING
     if parse_number(pred) is not None:  # equal exactly when is_correct says so (units, labels: one rule)
-        verdict = verifier.answers_equal(pred, gold)  # two plain numbers: always decided, in-process
-        return None if verdict is None else NUMBER_EQUAL if verdict else NUMBER_UNEQUAL
+        return NUMBER_EQUAL if verifier.answers_equal(pred, gold) else NUMBER_UNEQUAL  # plain numbers: decided
     # Not one plain number: several numbers (a hedge), or a number inside something else ("34x").
     return NUMBER_UNEQUAL if _NUMBER_TOKEN.search(verifier.clean(pred)) else NUMBER_MISSING
 

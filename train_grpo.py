@@ -64,6 +64,7 @@ from recipe.report import print_comparison, write_report
 from recipe.runs import (
     StopOnSignal,
     atomic_path,
+    check_one_gpu_per_process,
     checkpoint_step,
     cuda_oom_advice,
     is_main_process,
@@ -74,6 +75,7 @@ from recipe.runs import (
     prepare_run_dir,
     record_stop,
     set_status,
+    start_processes,
     train_guarded,
     world_size,
     write_json,
@@ -169,6 +171,7 @@ EXPORT = "adapter"  # adapter | merged (a full 16-bit model, loads without PEFT)
 GGUF_QUANTIZATION = "q4_k_m"  # with --export gguf: q4_k_m | q5_k_m | q6_k | q8_0 | f16 | bf16 | f32 (llama.cpp)
 EXPORT_ONLY = False  # only export ADAPTER's run as EXPORT: no training, no comparison
 SEED = 3407  # LoRA init, held-out split, data order and sampling
+PROCESS_TIMEOUT_MINUTES = 120  # several processes: how long each waits for the others (a first download, an evaluation)
 REPORT_TO = "none"  # none | tensorboard | wandb | trackio
 SMOKE = False  # the whole recipe offline with a tiny random model and a bundled toy task (recipe/smoke.py)
 CHECK = False  # only check settings, data and reference answers, on any machine; no model loads (recipe/check.py)
@@ -186,13 +189,15 @@ def run(S: dict) -> Path:
     started = time.monotonic()
     plain_output()  # one line per step, no progress bars, when output goes to a file
     backend = choose_backend(S["backend"], needs_gpu=not S["smoke"])  # imports Unsloth first on a GPU
+    check_one_gpu_per_process(backend)  # one process, several GPUs: refused before anything loads
+    start_processes(S["process_timeout_minutes"])  # several processes: the wait allowed in every collective
     check_export(S["export"], S["gguf_quantization"])  # llama.cpp installed, before hours of training
     from trl import GRPOTrainer, SFTTrainer  # after Unsloth, which patches them when it is imported
 
     # 1. tokenizer with the recipe's chat template; --smoke builds its tiny model's in memory (the model is
     #    written to the run folder only after the data passed its checks)
     smoke_model = S["smoke"] and "model_name" not in S["explicit"]  # --smoke --model-name DIR trains DIR
-    with main_process_first():  # one process downloads, the others read
+    with main_process_first("download the tokenizer and the data"):  # one process downloads, the others read
         if smoke_model:
             tokenizer = smoke_tokenizer([S["dataset"], S["priming_dataset"]])
         else:
@@ -233,10 +238,11 @@ def run(S: dict) -> Path:
     if world_size() > 1:
         print(f"data-parallel over {world_size()} processes; only the main one writes outputs")
     if smoke_model:
-        with main_process_first():
+        with main_process_first("build the tiny model"):
             S["model_name"] = build_smoke_model(run_dir / "base_model", [S["dataset"], S["priming_dataset"]], S["seed"])
     print(f"training on {len(train_set)} problems; evaluating on {len(eval_problems)} held-out problems")
-    S.update(plan_generation(S, backend))  # vLLM or not (not for 4-bit), and its memory share, before any load
+    # vLLM or not (not for 4-bit), and its memory share, before any load
+    S.update(plan_generation(dict(S, max_prompt_length=max_prompt_length), backend))
     resolved = dict(
         S, backend=backend, max_prompt_length=max_prompt_length, max_completion_length=max_completion_length
     )
@@ -259,7 +265,7 @@ def run(S: dict) -> Path:
             guard = make_guard(stop)  # Ctrl-C saves a checkpoint; a NaN loss stops before saving one
 
             # 3. model + LoRA (its tokenizer keeps the recipe's chat template)
-            with main_process_first():
+            with main_process_first(f"download and load {S['model_name']}"):
                 model, tokenizer = load_model(S, backend, tokenizer)
             resolved["lora"] = lora_coverage(model)  # the layers actually wrapped, written to config.json below
             wrapped = ",".join(resolved["lora"]["wrapped_modules"])
@@ -278,7 +284,7 @@ def run(S: dict) -> Path:
                 follow(priming, "priming")  # one short line per step instead of the trainer's raw dicts
                 train_guarded(priming, guard, run_dir)
                 history += [dict(h, stage="priming") for h in priming.state.log_history]
-                if stop.received:
+                if stop.agree():  # every process, so that none goes on to GRPO alone
                     record_stop(run_dir, stop.received, checkpoint=None)  # in status.json too, for a closed pipe
                     raise SystemExit(130)
                 if is_main_process():
@@ -307,6 +313,7 @@ def run(S: dict) -> Path:
             watch(trainer, S, run_dir, eval_problems, train_set)  # step lines, held-out accuracy, completions.jsonl
             train_guarded(trainer, guard, run_dir, resume)
             history += trainer.state.log_history
+            stopped = stop.agree()  # every process: a signal after the last step's end counts on all of them
     except torch.OutOfMemoryError:
         if is_main_process():
             set_status(run_dir, "stopped", reason="out of GPU memory")
@@ -316,10 +323,12 @@ def run(S: dict) -> Path:
             set_status(run_dir, "stopped", reason=str(e).splitlines()[0])
         raise
     if not is_main_process():
+        if stopped:
+            raise SystemExit(130)
         return run_dir
     write_json(run_dir / "log_history.json", history)
     adapter = save_adapter(model, tokenizer, run_dir / "adapter")
-    if stop.received:
+    if stopped:
         record_stop(run_dir, stop.received, latest_checkpoint(run_dir), adapter)  # in status.json too
         raise SystemExit(130)
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import rewards
 
+from . import generation
 from .data import (
     build_priming_rows,
     build_prompts,
@@ -102,6 +103,10 @@ def check(S: dict) -> None:
                 )
             completion = S["max_completion_length"] or S["max_seq_length"] - limit
             line("completions", f"up to {completion} tokens")
+        # TRL's colocated vLLM: the GPU memory arithmetic (unmeasured prompts: the whole --max-seq-length)
+        memory = generation.check_line(S, limit if tokenizer is not None else S["max_prompt_length"])
+        if memory:
+            line("GPU memory", memory)
         train, heldout = split_heldout(problems_set, S["eval_size"], S["seed"])
         if S["max_train_rows"]:
             train = train.select(range(min(S["max_train_rows"], len(train))))

@@ -12,7 +12,10 @@ vLLM 0.31 takes its share of the GPU (COLOCATE_VLLM_MEMORY) as everything it may
 activations of its profiling pass and the KV cache (vllm/v1/worker/gpu_worker.py:673-676), and refuses to
 start when that leaves no cache for one full-length sequence (vllm/v1/core/kv_cache_utils.py:898-935). So the
 share is sized here from the model's shape and the GPU's memory, or a share given by hand that is too small is
-refused with the number needed.
+refused with the number needed. vLLM keeps that share for the whole run, so everything else the process puts on
+the GPU must fit in the rest (colocated_plan): the training copy of the weights, training itself, the held-out
+evaluation (transformers' generate with a KV cache of its own) and the CUDA context. The arithmetic is printed
+in the run's log and by --check.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ VLLM_OVERHEAD_GIB = 2.0
 # What training needs beside its own copy of the weights, at the least: LoRA, its optimizer state and the
 # activations of one checkpointed micro-batch. Below this the run would start and then run out of memory.
 TRAINING_HEADROOM_GIB = 2.0
+# The CUDA context and the libraries' workspaces (cuBLAS, cuDNN) of the one process: an estimate, never
+# measured here (no GPU); typical values are 0.3-0.6 GiB on recent cards.
+CUDA_CONTEXT_GIB = 0.5
 
 FOUR_BIT_WITHOUT_VLLM = (
     "--load-in-4bit: generating with transformers, not vLLM. vLLM 0.31 has no bitsandbytes of its own (it moved "
@@ -88,14 +94,13 @@ def plan_generation(settings: dict, backend: str) -> dict:
 
     device = int(os.environ.get("LOCAL_RANK", "0"))
     total = torch.cuda.get_device_properties(device).total_memory
-    plan["colocate_vllm_memory"] = colocate_share(settings, colocated_vllm_bytes(settings), total)
+    plan["colocate_vllm_memory"] = colocate_share(settings, colocated_plan(settings), total)
     return plan
 
 
-def colocated_vllm_bytes(settings: dict) -> dict:
-    """{weights, kv_cache, overhead} in bytes for TRL's colocated engine: the model's 16-bit weights (its
-    parameters counted on the meta device, no download but config.json), the KV cache for every sequence of
-    one generation batch at full length (TRL's max_num_seqs), and vLLM's own overhead."""
+def model_shape(settings: dict) -> tuple[int, int]:
+    """(parameters, KV-cache bytes per token at 16 bits) of the model, counted on the meta device: nothing is
+    downloaded but config.json."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -107,7 +112,14 @@ def colocated_vllm_bytes(settings: dict) -> dict:
     heads = text.num_attention_heads
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     kv_heads = getattr(text, "num_key_value_heads", None) or heads
-    per_token = 2 * text.num_hidden_layers * kv_heads * head_dim * 2  # K and V, every layer, 2 bytes each
+    return parameters, 2 * text.num_hidden_layers * kv_heads * head_dim * 2  # K and V, every layer, 2 bytes each
+
+
+def colocated_vllm_bytes(settings: dict, shape: tuple[int, int] | None = None) -> dict:
+    """{weights, kv_cache, overhead} in bytes for TRL's colocated engine: the model's 16-bit weights, the KV
+    cache for every sequence of one generation batch at full length (TRL's max_num_seqs), and vLLM's own
+    overhead."""
+    parameters, per_token = shape or model_shape(settings)
     sequences = settings["per_device_batch"] * settings["gradient_accumulation"]  # TRL's max_num_seqs
     return {
         "weights": parameters * 2,
@@ -116,35 +128,66 @@ def colocated_vllm_bytes(settings: dict) -> dict:
     }
 
 
-def colocate_share(settings: dict, need: dict, total: int) -> float:
-    """The share of the GPU to give TRL's colocated vLLM: `need` rounded up to a hundredth of `total`, or
-    the one given by hand when it is at least that. Refuses when the two copies of the model cannot fit."""
-    needed = math.ceil(100 * sum(need.values()) / total) / 100
-    given = settings["colocate_vllm_memory"]
-    gib = {k: v / GIB for k, v in need.items()}
-    breakdown = (
-        f"{gib['weights']:.1f} GiB of 16-bit weights + {gib['kv_cache']:.1f} GiB of KV cache "
-        f"({settings['per_device_batch'] * settings['gradient_accumulation']} sequences of "
-        f"{settings['max_seq_length']} tokens) + {gib['overhead']:.1f} GiB for vLLM itself"
+def evaluation_tokens(settings: dict) -> int:
+    """The longest sequence of the held-out evaluation: the prompt limit (settings["max_prompt_length"], as the
+    run resolved it; unknown, the whole --max-seq-length) plus --eval-max-new-tokens."""
+    return (settings["max_prompt_length"] or settings["max_seq_length"]) + settings["eval_max_new_tokens"]
+
+
+def colocated_plan(settings: dict) -> dict:
+    """{"vllm": its share's parts, "beside": what the rest of the GPU must hold}, in bytes. Beside vLLM's share,
+    for the whole run: the training copy of the 16-bit weights, training itself (TRAINING_HEADROOM_GIB), the
+    held-out evaluation's KV cache (transformers' generate: --eval-batch-size sequences of evaluation_tokens;
+    recipe/evaluate.py) and the CUDA context."""
+    shape = model_shape(settings)
+    vllm = colocated_vllm_bytes(settings, shape)
+    beside = {
+        "training weights": vllm["weights"],
+        "training": int(TRAINING_HEADROOM_GIB * GIB),
+        "evaluation": settings["eval_batch_size"] * evaluation_tokens(settings) * shape[1],
+        "CUDA context": int(CUDA_CONTEXT_GIB * GIB),
+    }
+    return {"vllm": vllm, "beside": beside}
+
+
+def describe_plan(settings: dict, plan: dict) -> str:
+    """The arithmetic, in GiB, as the log and --check print it."""
+    vllm, beside = ({k: v / GIB for k, v in plan[part].items()} for part in ("vllm", "beside"))
+    sequences = settings["per_device_batch"] * settings["gradient_accumulation"]
+    return (
+        f"vLLM's share {sum(vllm.values()):.1f} GiB = {vllm['weights']:.1f} weights + {vllm['kv_cache']:.1f} KV cache "
+        f"({sequences} sequences of {settings['max_seq_length']} tokens) + {vllm['overhead']:.1f} vLLM itself; "
+        f"beside it {sum(beside.values()):.1f} GiB = {beside['training weights']:.1f} training copy of the weights + "
+        f"{beside['training']:.1f} training + {beside['evaluation']:.1f} evaluation ({settings['eval_batch_size']} "
+        f"sequences of {evaluation_tokens(settings)} tokens) + {beside['CUDA context']:.1f} CUDA context; "
+        f"{(sum(vllm.values()) + sum(beside.values())):.1f} GiB in all"
     )
-    headroom = TRAINING_HEADROOM_GIB * GIB
 
-    def room(share: float) -> float:  # what is left to train in, beside the training copy of the weights
-        return total * (1 - share) - need["weights"]
 
-    if room(needed) < headroom:
+def colocate_share(settings: dict, plan: dict, total: int) -> float:
+    """The share of the GPU to give TRL's colocated vLLM: its parts rounded up to a hundredth of `total`, or
+    the one given by hand when it is at least that. Refuses when the rest of the GPU cannot hold everything
+    else (colocated_plan's "beside")."""
+    needed = math.ceil(100 * sum(plan["vllm"].values()) / total) / 100
+    given = settings["colocate_vllm_memory"]
+    breakdown = describe_plan(settings, plan)
+    beside = sum(plan["beside"].values())
+
+    def fits(share: float) -> bool:  # the rest of the GPU holds everything but vLLM
+        return total * (1 - share) >= beside
+
+    if not fits(needed):
         raise SetupError(
-            f"TRL's colocated vLLM needs {needed:.2f} of this GPU's {total / GIB:.1f} GiB ({breakdown}), and the "
-            f"training copy of the model another {gib['weights']:.1f} GiB plus at least {TRAINING_HEADROOM_GIB:.0f} "
-            "GiB to train in: they do not fit together. Instead: the Unsloth backend on one GPU (one copy of the "
-            "weights: --backend unsloth), vLLM on a GPU of its own (--vllm-mode server, see docs/several-gpus.md), "
-            "--fast-inference false, or a shorter --max-seq-length."
+            f"TRL's colocated vLLM and the training beside it do not fit in this GPU's {total / GIB:.1f} GiB: "
+            f"{breakdown}. Instead: the Unsloth backend on one GPU (one copy of the weights: --backend unsloth), "
+            "vLLM on a GPU of its own (--vllm-mode server, see docs/several-gpus.md), --fast-inference false, a smaller "
+            "--eval-batch-size, or a shorter --max-seq-length."
         )
-    if room(given) < headroom:
+    if not fits(given):
         raise SetupError(
-            f"--colocate-vllm-memory {given} leaves too little of this GPU's {total / GIB:.1f} GiB to train in beside "
-            f"the training copy of the model ({gib['weights']:.1f} GiB): pass 0 to size it from the model "
-            f"({needed:.2f}: {breakdown})."
+            f"--colocate-vllm-memory {given} leaves too little of this GPU's {total / GIB:.1f} GiB for the rest: "
+            f"{total * (1 - given) / GIB:.1f} GiB, which needs {beside / GIB:.1f}: pass 0 to size it ({needed:.2f}: "
+            f"{breakdown})."
         )
     if given and given < needed:
         raise SetupError(
@@ -153,5 +196,24 @@ def colocate_share(settings: dict, need: dict, total: int) -> float:
             "from the model."
         )
     share = given or needed
-    print(f"TRL's colocated vLLM gets {share:.2f} of the GPU: {breakdown}")
+    print(f"TRL's colocated vLLM gets {share:.2f} of the GPU's {total / GIB:.1f} GiB: {breakdown}")
     return share
+
+
+def check_line(settings: dict, max_prompt_length: int) -> str | None:
+    """--check's line on GPU memory for TRL's colocated vLLM (the transformers backend: --backend transformers,
+    or several processes), or None when the run would not use it. Reads config.json only, when it is on this
+    machine (a local folder or the Hugging Face cache)."""
+    if settings["backend"] == "unsloth" or not settings["fast_inference"] or settings["vllm_mode"] != "colocate":
+        return None
+    if settings["load_in_4bit"]:
+        return None  # generates with transformers (FOUR_BIT_WITHOUT_VLLM)
+    try:
+        plan = colocated_plan(dict(settings, max_prompt_length=max_prompt_length))
+    except (OSError, ValueError) as e:
+        return f"not estimated: {settings['model_name']}'s config.json is not readable here ({type(e).__name__})"
+    need = sum(sum(part.values()) for part in plan.values())
+    return (
+        f"transformers backend with TRL's colocated vLLM needs a GPU of at least {need / GIB:.1f} GiB: "
+        + describe_plan(dict(settings, max_prompt_length=max_prompt_length), plan)
+    )

@@ -9,8 +9,9 @@ and sampled completions on disk.
   generation path (vLLM when the run has it) and verifier. Its numbers go through the trainer's log as
   `heldout/*`, in a record of their own at that step, before the step's checkpoint is written, so a
   resumed run neither repeats nor loses a point. Only the main process evaluates: plain generate() on
-  the unwrapped model is not a collective operation, and the other processes wait for it at the next
-  gradient synchronisation (`ddp_timeout`, 30 minutes by default, is far above one evaluation).
+  the unwrapped model is not a collective operation, and the other processes wait for it in the next
+  step's first collective, for at most PROCESS_TIMEOUT_MINUTES (the process group's timeout, set once by
+  recipe/runs.py:start_processes; the trainer's own `ddp_timeout` never applies, see there).
 - CompletionSamples appends a few groups of completions, with each reward, the extracted answer and the
   reference, to completions.jsonl in the run folder. On resume it first drops the lines written after
   the checkpoint it resumes from (a rewrite through a temporary file), so no line is lost or repeated.
@@ -177,6 +178,7 @@ class HeldoutAccuracy:
 
     def evaluate(self, state) -> None:
         if not state.is_world_process_zero:
+            print(f"step {state.global_step}: waiting for the main process's held-out evaluation", flush=True)
             return
         import torch
         from transformers import Trainer

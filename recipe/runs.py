@@ -5,7 +5,9 @@ records the signal, the checkpoint and the message it printed, which the next st
 refusal or a divergence after the folder existed, with its reason), config.json, checkpoints/,
 the adapters, the log and the report. A finished run is never overwritten; an unfinished one resumes
 from its newest complete checkpoint when the same command runs again. Under several processes only the
-main one writes.
+main one writes, and they decide together: the main process picks the folder and the checkpoint and the others
+check they hold it (agree_on_run); a signal to any of them stops all at the same step (StopOnSignal.agree); each
+collective waits up to PROCESS_TIMEOUT_MINUTES (start_processes).
 
 A run may be killed at any moment (a preempted GPU, the out-of-memory killer, a full disk):
 - everything the recipe writes goes through atomic_path: written under `.NAME.partial` beside its
@@ -42,20 +44,119 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
 def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+    return rank() == 0
 
 
-def main_process_first():
-    """Under `accelerate launch` or torchrun, the main process goes first: it writes what the others read."""
-    if world_size() > 1:
-        import torch
-        from accelerate import PartialState
+# ----------------------------------------------------------------------------- several processes agree
+def start_processes(timeout_minutes: float) -> None:
+    """Under `accelerate launch` or torchrun: join the process group, with `timeout_minutes` for every
+    collective operation of the run. The first PartialState fixes it for good: created without a timeout,
+    every collective gets the backend's default (NCCL: 10 minutes; accelerate/state.py passes its kwargs to
+    init_process_group or deepspeed.init_distributed), and the trainers' `ddp_timeout` is never applied,
+    since transformers does not initialise a group that exists (training_args.py:1808-1869). Two things
+    run on the main process alone while the others wait in a collective: the first download and load of
+    the model (main_process_first), and each held-out evaluation (recipe/monitor.py)."""
+    if world_size() == 1:
+        return
+    from datetime import timedelta
 
-        # cpu=True without a GPU: otherwise accelerate 1.15 sees no distributed setup under torchrun on CPU
-        # (DistributedType.NO) and this waits for nothing (the trainers' own state is set up again later)
-        return PartialState(cpu=not torch.cuda.is_available()).main_process_first()
-    return contextlib.nullcontext()
+    import torch
+    from accelerate import PartialState
+
+    # cpu=True without a GPU: otherwise accelerate 1.15 sees no distributed setup under torchrun on CPU
+    # (DistributedType.NO) and nothing waits for anything
+    PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(minutes=timeout_minutes))
+    _process_timeout_minutes[0] = timeout_minutes
+
+
+_process_timeout_minutes = [None]  # as start_processes set it, for the waiting processes' log line
+
+
+def main_process_first(what: str = ""):
+    """Under several processes the main one goes first (it writes what the others read); the others say
+    what they wait for, so a long wait in the log has a reason next to it."""
+    if world_size() == 1:
+        return contextlib.nullcontext()
+    from accelerate import PartialState
+
+    if what and not is_main_process():
+        limit = _process_timeout_minutes[0]
+        limit = f" (for at most {limit} minutes: --process-timeout-minutes)" if limit else ""
+        say(f"process {rank()}: waiting for the main process to {what}{limit}")
+    return PartialState().main_process_first()
+
+
+def _group():
+    """torch.distributed when this run has a process group, else None (one process, or no launcher)."""
+    import torch.distributed as dist
+
+    return dist if world_size() > 1 and dist.is_available() and dist.is_initialized() else None
+
+
+def _any_process_all_reduce(value: int) -> int:
+    """The largest `value` over all processes (one all-reduce, on the device the backend needs)."""
+    import torch
+    from accelerate import PartialState
+
+    tensor = torch.tensor([value], device=PartialState().device)
+    _group().all_reduce(tensor, op=_group().ReduceOp.MAX)
+    return int(tensor.item())
+
+
+def any_process(flag: bool, reduce=None) -> bool:
+    """True on every process when `flag` is true on any of them. All processes must call it at the same
+    point (it is a collective operation). reduce(int) -> int: the largest value over the processes
+    (injected by tests); by default one all-reduce when there is a process group, else `flag` itself."""
+    if reduce is None:
+        if _group() is None:
+            return bool(flag)
+        reduce = _any_process_all_reduce
+    return bool(reduce(int(bool(flag))))
+
+
+def _gather(value) -> list:
+    """`value` from every process, in rank order, on every process."""
+    dist = _group()
+    if dist is None:
+        return [value]
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def agree_on_run(run_dir: Path, resume: str | None, gather=None) -> tuple[Path, str | None]:
+    """The run folder and the checkpoint to resume from, as the main process decided them, on every process.
+    Each process reads its own disk: on several nodes without a shared output folder, or with one node's copy
+    incomplete, they would resume from different steps and hang or drift apart silently. So the main process
+    decides, every other one checks that it holds that checkpoint complete, and all stop together, naming
+    what is missing where, when one does not. gather(value) -> [value of each process] (tests inject it)."""
+    gather = gather or _gather
+    import socket
+
+    decided_dir, decided = gather((str(run_dir), resume))[0]
+    run_dir = Path(decided_dir)
+    if decided is None:
+        problem = None
+    else:
+        checkpoint = run_dir / "checkpoints" / Path(decided).name
+        problem = checkpoint_problem(checkpoint) if checkpoint.is_dir() else "not there"
+    lacking = [
+        (n, host, why) for n, (host, why) in enumerate(gather((socket.gethostname(), problem))) if why is not None
+    ]
+    if lacking:
+        where = "; ".join(f"process {n} on {host}: {why}" for n, host, why in lacking)
+        raise SetupError(
+            f"the main process resumes from {decided}, which other processes cannot ({where}). Every process "
+            "reads the checkpoint from its own disk: give all nodes one shared --output-dir (the trainer writes "
+            "checkpoints from the main process only), or copy that checkpoint to the same path on each node, "
+            "then rerun the same command."
+        )
+    return run_dir, decided
 
 
 # ----------------------------------------------------------------------------- writes that survive a kill
@@ -302,7 +403,7 @@ def prepare_run_dir(output_dir: str, run_name: str, if_finished: str) -> tuple[P
             f"{run_dir} holds an earlier start that stopped before its first complete checkpoint: "
             "this run starts over from the beginning, format priming included"
         )
-    return run_dir, resume
+    return agree_on_run(run_dir, resume)  # several processes: the main one's choice, held by all, or a stop
 
 
 def new_folder_beside(source_dir: Path, output_dir: str, suffix: str) -> Path:
@@ -313,6 +414,26 @@ def new_folder_beside(source_dir: Path, output_dir: str, suffix: str) -> Path:
         run_dir, n = output / f"{source_dir.name}-{suffix}-{n}", n + 1
     run_dir.mkdir(parents=True)
     return run_dir
+
+
+def check_one_gpu_per_process(backend: str) -> None:
+    """The transformers backend in one process that sees several GPUs: the Trainer would set n_gpu to their
+    number and wrap the model in nn.DataParallel (transformers/training_args.py:1911-1917, trainer.py:2548),
+    which GRPOTrainer refuses once the model has loaded and priming has run (trl/trainer/grpo_trainer.py:
+    945-955). Unsloth checks this itself. Refused here, before anything loads, with the two ways that work."""
+    import torch
+
+    if backend != "transformers" or world_size() > 1 or not torch.cuda.is_available():
+        return
+    count = torch.cuda.device_count()
+    if count > 1:
+        command = " ".join(["train_grpo.py", *sys.argv[1:]])
+        raise SetupError(
+            f"this one process sees {count} GPUs, and the trainer would spread each step over them with "
+            "nn.DataParallel, which TRL's GRPOTrainer does not support. Use them all, one process each:\n"
+            f"    accelerate launch --num_processes {count} {command}\n"
+            f"or train on one of them:\n    CUDA_VISIBLE_DEVICES=0 python {command}"
+        )
 
 
 def cuda_oom_advice(settings: dict) -> str:
@@ -338,7 +459,8 @@ def record_stop(run_dir: Path, signal_name: str, checkpoint: str | None, adapter
             f"hours), {again}"
         )
     set_status(run_dir, "interrupted", checkpoint=checkpoint, signal=signal_name, message=message)
-    say("\n" + message)
+    if is_main_process():  # one message, from the process that writes the run folder
+        say("\n" + message)
 
 
 def say(text: str) -> None:
@@ -417,6 +539,16 @@ class StopOnSignal:
         self.received = signal.Signals(signum).name
         _write_raw(f"\n{self.received}: finishing this step, then saving a checkpoint (Ctrl-C again quits now)\n")
 
+    def agree(self, reduce=None) -> bool:
+        """At the same point on every process (a step's end, the end of a stage): True on all of them when any
+        received a signal, which then counts as received on each. A signal reaches processes at different
+        moments, or only one node's; acted on alone, one process would save and leave while another waits in
+        the next step's collective for ever."""
+        if any_process(self.received is not None, reduce):
+            self.received = self.received or "a stop on another process"
+            return True
+        return False
+
 
 def _write_raw(text: str) -> None:
     try:
@@ -436,7 +568,7 @@ def make_guard(stop: StopOnSignal):
 
         def on_step_end(self, args, state, control, **kwargs):
             keeps_checkpoints = args.save_strategy != "no"  # GRPO does; priming does not
-            if stop.received:
+            if stop.agree():  # every process, every step: all save (once) and stop together
                 control.should_save = keeps_checkpoints
                 control.should_training_stop = True
             elif keeps_checkpoints and state.global_step >= state.max_steps:  # a kill later costs no step

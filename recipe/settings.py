@@ -169,7 +169,7 @@ CHOICES = {
 }
 POSITIVE = (
     "max_steps", "max_seq_length", "lora_rank", "lora_alpha", "eval_max_new_tokens", "save_steps", "eval_batch_size",
-    "eval_during_size", "per_device_batch", "gradient_accumulation", "temperature",
+    "eval_during_size", "per_device_batch", "gradient_accumulation", "temperature", "process_timeout_minutes",
 )  # fmt: skip
 NOT_NEGATIVE = (
     "learning_rate", "priming_learning_rate", "weight_decay", "beta", "warmup_fraction", "eval_size",

@@ -5,12 +5,14 @@ scaling), because Unsloth's patched GRPOConfig fills in its own choices for fiel
 that are None: with an explicit loss_type="dapo" it would turn on mask_truncated_completions and set
 epsilon_high=0.28 (unsloth 2026.10.7, unsloth/models/rl.py; docs/gpu-path.md). The one field left to
 each library is vllm_importance_sampling_correction (TRL: on; Unsloth: off for its own vLLM engine); it
-only acts when vLLM generates, and config.json records it. Two loss types need more than passing the value:
+only acts when vLLM generates, and config.json records it. Three loss types need more than passing the value:
   - dr_grpo: Unsloth turns an explicit scale_rewards "group" into "none" (unsloth/models/rl.py:3466-3471,
     "The Dr GRPO paper recommends..."), and keeps group scaling only for None, so "group" goes to it as None.
   - cispo: TRL caps the importance weight itself at epsilon_high (trl/trainer/grpo_trainer.py:3035-3037), not
     1 + epsilon_high, so epsilon_high = epsilon (0.2) would cap every weight below 1. Unset, it is
     CISPO_EPSILON_MAX, the ScaleRL paper's value that TRL's docs and Unsloth both use (rl.py:3483-3489).
+  - vespo, when TRL's own vLLM generates: TRL's default correction mode (sequence_mask) is one GRPOTrainer
+    refuses for it (grpo_trainer.py:913-918), so it gets VESPO_IMPORTANCE_SAMPLING_MODE.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .models import optimizer_name, precision
 from .settings import reward_weights
 
 CISPO_EPSILON_MAX = 5.0  # loss_type cispo: cap on the importance weight (ScaleRL; TRL's recommended value)
+VESPO_IMPORTANCE_SAMPLING_MODE = "token_truncate"  # vespo with TRL's vLLM: one of the two token modes it accepts
 
 # What decides the objective and the sampling; written to config.json as the trainer used them.
 OBJECTIVE_FIELDS = (
@@ -33,6 +36,7 @@ OBJECTIVE_FIELDS = (
     "num_generations", "max_completion_length", "temperature", "top_p", "top_k", "min_p",
     "repetition_penalty", "reward_weights", "learning_rate", "per_device_train_batch_size",
     "gradient_accumulation_steps", "max_steps", "use_vllm", "vllm_importance_sampling_correction",
+    "vllm_importance_sampling_mode",
 )  # fmt: skip
 
 
@@ -97,6 +101,11 @@ def grpo_config(settings: dict, output_dir: Path, backend: str, max_completion_l
         )
         if settings["vllm_server_url"]:
             extra["vllm_server_base_url"] = settings["vllm_server_url"]
+        if settings["loss_type"] == "vespo":
+            # TRL's default correction mode, sequence_mask, is refused for vespo once the model has loaded
+            # (trl/trainer/grpo_trainer.py:913-918); vespo folds token-level truncated ratios into its own
+            # sequence weight (get_gamma_weights, :2898-2930)
+            extra["vllm_importance_sampling_mode"] = VESPO_IMPORTANCE_SAMPLING_MODE
     return GRPOConfig(
         output_dir=str(output_dir),
         run_name=settings["run_name"],
