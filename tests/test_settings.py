@@ -123,6 +123,7 @@ def test_settings_that_cannot_work_are_refused(change, message):
 MUST_BE_POSITIVE = [
     "max_steps", "max_seq_length", "lora_rank", "lora_alpha", "eval_max_new_tokens", "save_steps",
     "eval_batch_size", "eval_during_size", "per_device_batch", "gradient_accumulation", "temperature",
+    "process_timeout_minutes",
 ]  # fmt: skip
 MUST_NOT_BE_NEGATIVE = [
     "learning_rate", "priming_learning_rate", "weight_decay", "beta", "warmup_fraction", "eval_size",
