@@ -140,9 +140,18 @@ def _rows(report: dict) -> list[tuple[str, object]]:
         rows.insert(1, ("undecided by the verifier (not counted wrong)", "undecided_rate"))
     if "sampled" in first:
         k = first["sampled"]["k"]
-        rows[1:1] = [(f"pass@1 ({k} samples, T={report['settings']['temperature']})", ("sampled", "pass@1"))]
+        rows[1:1] = [(f"pass@1 ({k} samples, T={sampling_temperature(report)})", ("sampled", "pass@1"))]
         rows[2:2] = [(f"pass@{k}", ("sampled", f"pass@{k}"))]
     return rows
+
+
+def sampling_temperature(report: dict):
+    """The temperature the samples were drawn at: in the recorded decoding (recipe/evaluate.py), or where a
+    report written before the decoding was recorded kept it."""
+    decoding = report["settings"].get("decoding")
+    if isinstance(decoding, dict) and "sampled" in decoding:
+        return decoding["sampled"]["temperature"]
+    return report["settings"].get("temperature")
 
 
 def _figure(summary: dict, key) -> float:

@@ -76,6 +76,19 @@ def test_sampling_draws_k_completions_per_problem(two_adapters):
     assert len({c["text"] for d in drawn for c in d}) > 3  # sampled, not greedy copies
 
 
+def test_a_comparison_with_samples_makes_its_report(two_adapters, tmp_path):
+    """compare() with --eval-samples, then the report files from what it returned (the structure the report
+    reads is the one compare writes): pass@1 at the recorded temperature, and pass@k."""
+    settings, tokenizer, paths, problems = two_adapters
+    settings = dict(settings, eval_samples=2, temperature=0.7)
+    model, _ = load_model(settings, "transformers", tokenizer, adapter=str(paths["trained"]))
+    adapters = models_to_compare(paths["trained"], paths["primed"], include_primed=False)
+    report = compare(model, tokenizer, problems.select(range(2)), settings, adapters, sources={"dataset": "smoke"})
+    write_report(report, [], tmp_path)
+    text = (tmp_path / "comparison.md").read_text()
+    assert "| pass@1 (2 samples, T=0.7) |" in text and "| pass@2 |" in text
+
+
 def summary(accuracy, fmt, records):
     return score([{"problem_id": i, "answer": "7"} for i in range(len(records))], records) | {
         "accuracy": accuracy,
