@@ -89,6 +89,24 @@ def test_a_comparison_with_samples_makes_its_report(two_adapters, tmp_path):
     assert "| pass@1 (2 samples, T=0.7) |" in text and "| pass@2 |" in text
 
 
+def test_scores_count_right_answers_and_cut_at_the_end_token(tiny_tokenizer):
+    """One problem or several: accuracy is the share right (not the share wrong, not halved for one
+    problem); a completion that reached an end token is not truncated, one that did not is."""
+    from recipe.evaluate import _completion
+
+    right = {"text": "<SOLUTION>7</SOLUTION>", "length": 3, "truncated": False}
+    one = score([{"problem_id": 0, "answer": "7"}], [right])
+    assert one["accuracy"] == 1.0
+    three = scored([True, True, False])
+    assert three["accuracy"] == pytest.approx(2 / 3)
+    sampled = sampled_accuracy([{"answer": "7"}], [[{"text": "<SOLUTION>7</SOLUTION>"}] * 2])
+    assert (sampled["pass@1"], sampled["pass@2"]) == (1.0, 1.0)
+    eos = tiny_tokenizer.eos_token_id
+    ids = tiny_tokenizer("<SOLUTION>7</SOLUTION>", add_special_tokens=False)["input_ids"]
+    ended, cut = _completion(tiny_tokenizer, [*ids, eos, 5, 5], [eos]), _completion(tiny_tokenizer, ids, [eos])
+    assert (ended["truncated"], ended["length"], cut["truncated"], cut["length"]) == (False, len(ids), True, len(ids))
+
+
 def summary(accuracy, fmt, records):
     return score([{"problem_id": i, "answer": "7"} for i in range(len(records))], records) | {
         "accuracy": accuracy,

@@ -856,3 +856,19 @@ def test_comparison_counts_undecided_answers_apart(monkeypatch):
     assert summary["undecided"] == 1 and summary["accuracy"] == pytest.approx(1 / 3)
     assert summary["records"][0]["rewards"]["check_answer"] is None
     assert sampled["undecided"] == 2 and sampled["correct_per_problem"] == [0, 2, 0]
+
+
+# ----------------------------------------------------------------------------- mutation survivors (tests/README.md)
+@pytest.mark.parametrize(
+    "pred, gold, equal",
+    [
+        ("2\\sqrt{3}\\text{ cm}", "\\sqrt{12} \\text{ cm}", True),  # a symbolic value, the same unit
+        ("2\\sqrt{3}\\text{ cm}", "2\\sqrt{3}\\text{ m}", False),  # the unit changed
+        ("\\begin{pmatrix} 1 & 2 \\end{pmatrix}", "\\begin{pmatrix} 1 & 2 \\end{pmatrix}", True),  # one row
+        ("\\begin{pmatrix} 1 & 2 \\end{pmatrix}", "\\begin{pmatrix} 1 & 2 & 3 \\end{pmatrix}", False),
+        ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 & 2 \\end{pmatrix}", False),  # shape
+    ],
+)
+def test_units_on_symbolic_answers_and_matrix_shapes(pred, gold, equal):
+    assert verifier.answers_equal(pred, gold) is equal
+    assert verifier.answers_equal(gold, pred) is equal
