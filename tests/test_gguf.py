@@ -110,6 +110,27 @@ def test_a_converter_that_cannot_be_fetched_ends_with_the_commands(no_converter,
     assert not no_converter.exists()  # nothing half unpacked
 
 
+def test_pip_download_failing_or_giving_nothing_is_said(tmp_path, monkeypatch):
+    """download_sdist itself, with pip stood in: a failed pip says pip's last words; a pip that succeeds
+    without leaving the archive says that; a good one gives the archive's path."""
+    import subprocess as sp
+
+    outcomes = iter([(1, "", "ERROR: No matching distribution found"), (0, "Saved nothing", ""), (0, "Saved", "")])
+
+    def pip(command, **kwargs):
+        code, out, err = next(outcomes)
+        if out == "Saved":
+            (tmp_path / "llama_cpp_python-0.3.36.tar.gz").write_bytes(b"")
+        return sp.CompletedProcess(command, code, out, err)
+
+    monkeypatch.setattr(export.subprocess, "run", pip)
+    with pytest.raises(export.SetupError, match="pip download failed: ERROR: No matching distribution found"):
+        export.download_sdist("0.3.36", tmp_path)
+    with pytest.raises(export.SetupError, match="pip download gave no llama_cpp_python-0.3.36.tar.gz"):
+        export.download_sdist("0.3.36", tmp_path)
+    assert export.download_sdist("0.3.36", tmp_path) == tmp_path / "llama_cpp_python-0.3.36.tar.gz"
+
+
 def test_a_users_own_converter_folder_is_never_replaced(tmp_path, monkeypatch):
     monkeypatch.setenv("LLAMA_CPP_CONVERTER", str(tmp_path / "checkout"))
     monkeypatch.setattr(export, "download_sdist", lambda *a: pytest.fail("fetched over the user's own converter"))
