@@ -174,7 +174,7 @@ POSITIVE = (
 NOT_NEGATIVE = (
     "learning_rate", "priming_learning_rate", "weight_decay", "beta", "warmup_fraction", "eval_size",
     "eval_samples", "epsilon", "epsilon_high", "max_completion_length", "max_prompt_length",
-    "eval_steps", "log_completions_steps",
+    "eval_steps", "log_completions_steps", "dynamic_sampling_rounds",
 )  # fmt: skip
 SHARES = ("gpu_memory_utilization", "colocate_vllm_memory")  # strictly between 0 and 1
 SIZED_WHEN_ZERO = ("colocate_vllm_memory",)  # 0: sized from the model and the GPU (recipe/generation.py)
