@@ -231,7 +231,7 @@ def verdicts(rows, answer_column=1, weights=(1.0, 1.0)):
         ([[3.0, CORRECT], [0.5, WRONG]], True, False),  # one right, one wrong: the signal GRPO needs
         ([[3.0, WRONG], [0.5, WRONG]], True, False),  # both wrong, but the format differs: still a signal
         ([[1.0, CORRECT], [NAN, NAN]], False, False),  # one scored completion: nothing to compare it with
-        ([[1.0, 1.0], [1.0, 1.0 + 1e-12]], False, False),  # equal up to rounding, as TRL's isclose sees it
+        ([[1e-9, 0.0], [0.0, 0.0]], False, False),  # apart by less than TRL's tolerance (isclose): no signal
     ],
 )
 def test_a_group_is_live_when_its_weighted_scores_differ(rows, live, all_right):
