@@ -138,7 +138,7 @@ EPSILON = 0.2  # PPO-style clipping of the probability ratio, lower side (TRL de
 EPSILON_HIGH = 0.0  # upper side; 0 = EPSILON (cispo: 5.0, its cap on the weight itself). DAPO's "clip higher": 0.28
 MASK_TRUNCATED_COMPLETIONS = False  # True: completions cut at the length limit get no loss (DAPO)
 SCALE_REWARDS = "group"  # advantages divided by the group's std | batch | none (Dr. GRPO's choice)
-DYNAMIC_SAMPLING_ROUNDS = 0  # DAPO: >0 trains only on groups whose scores differ, refilled from up to N more rounds of prompts; docs/benchmarks.md
+DYNAMIC_SAMPLING_ROUNDS = 0  # DAPO: N > 0 trains only on groups whose scores differ, from up to N more rounds
 REWARD_WEIGHTS = ""  # comma-separated, one per reward in rewards.REWARD_FUNCS; empty = equal
 VLLM_MODE = "colocate"  # transformers backend: colocate (same GPU) | server (trl vllm-serve elsewhere)
 VLLM_SERVER_URL = ""  # server mode: e.g. http://10.0.0.2:8000 (default: localhost:8000)

@@ -71,7 +71,8 @@ def run(seed: int, variant: str, args, learning_rate: float | None) -> dict:
     wall = time.monotonic() - began
     if result.returncode != 0:
         raise SystemExit(f"{name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
-    run_dir = Path(next(line.split(": ", 1)[1] for line in result.stdout.splitlines() if line.startswith("run folder: ")))
+    said = result.stdout.splitlines()
+    run_dir = Path(next(line.split(": ", 1)[1] for line in said if line.startswith("run folder: ")))
     history = json.loads((run_dir / "log_history.json").read_text())
     steps = [h for h in history if "reward" in h and h.get("stage") != "priming"]
     seconds, tokens, elapsed = {0: 0.0}, {0: 0}, 0.0
@@ -79,20 +80,20 @@ def run(seed: int, variant: str, args, learning_rate: float | None) -> dict:
         elapsed += h.get("step_time", 0.0)
         seconds[h["step"]], tokens[h["step"]] = elapsed, h.get("num_tokens", 0)
     curve = [
-        {"step": h["step"], "accuracy": h["heldout/accuracy"], "seconds": seconds.get(h["step"]), "tokens": tokens.get(h["step"])}
-        for h in history
+        {"step": h["step"], "accuracy": h["heldout/accuracy"], "seconds": seconds[h["step"]], "tokens": tokens[h["step"]]}
+        for h in history  # held-out points fall on logged steps (EVAL_STEPS) and step 0
         if "heldout/accuracy" in h
     ]
     zero_std = [h["frac_reward_zero_std"] for h in steps if h.get("frac_reward_zero_std") is not None]
+    count = "dynamic_sampling/{}".format
     generated_zero = [  # with dynamic sampling the logged share is the trained batch's; this is the generated one
-        (h["dynamic_sampling/dropped_all_right"] + h["dynamic_sampling/dropped_all_wrong"] + h["dynamic_sampling/short"])
-        / h["dynamic_sampling/generated"]
+        (h[count("dropped_all_right")] + h[count("dropped_all_wrong")] + h[count("short")]) / h[count("generated")]
         for h in steps
-        if "dynamic_sampling/generated" in h
+        if count("generated") in h
     ]
     return {
         "seed": seed, "variant": variant, "learning_rate": learning_rate, "wall_s": wall,
-        "train_s": elapsed, "step_s": elapsed / max(1, len(steps)), "tokens": tokens[steps[-1]["step"]] if steps else 0,
+        "train_s": elapsed, "step_s": elapsed / max(1, len(steps)), "tokens": tokens[max(tokens)],
         "final_accuracy": curve[-1]["accuracy"], "curve": curve,
         "same_score_trained": statistics.fmean(zero_std) if zero_std else None,
         "same_score_generated": statistics.fmean(generated_zero) if generated_zero else statistics.fmean(zero_std),
@@ -134,8 +135,8 @@ def table(results: list[dict]) -> str:
             reach = f"{mean:.0f} ({low:.0f}-{high:.0f})"
         lines.append(
             f"| {variant} | {cell('final_accuracy', 100)} % | {cell('train_s', digits=0)} | {cell('step_s', digits=2)} "
-            f"| {cell('tokens', 1e-6, 2)} | {cell('same_score_generated', 100, 0)} % | {cell('same_score_trained', 100, 0)} % "
-            f"| {reach} |"
+            f"| {cell('tokens', 1e-6, 2)} | {cell('same_score_generated', 100, 0)} % "
+            f"| {cell('same_score_trained', 100, 0)} % | {reach} |"
         )
     return "\n".join(lines)
 

@@ -8,10 +8,12 @@ a smoke run most are all right.
 
 How, in one subclass of whatever GRPOTrainer class the run uses (TRL's, or the one Unsloth patched in at
 import; train_grpo.py builds it with `with_dynamic_sampling`):
-  1. `_generate_and_score_completions` (TRL 1.15 grpo_trainer.py:2250; Unsloth 2026.10.7 keeps the name and
-     the output dict in its compiled copy) runs as it is for the step's own prompts. `_calculate_rewards`
-     hands back the rewards of every process's completions (TRL gathers them there), and this class keeps a
-     reference to them: every process decides on the same gathered numbers, so all keep the same groups.
+  1. `_generate_and_score_completions` runs as it is for the step's own prompts. `_calculate_rewards` hands
+     back the rewards of every process's completions (TRL gathers them there), and this class keeps a
+     reference to them: every process decides on the same gathered numbers, so all take the same number of
+     rounds and keep the same groups. Both methods, and the batch dict, are TRL 1.15's
+     (trl/trainer/grpo_trainer.py:2250 and :1537) and are kept by the copy Unsloth 2026.10.7 compiles
+     (unsloth_compiled_cache/UnslothGRPOTrainer.py:6790 and :6067, which adds `max_left_pad`, :7482).
   2. A group is live when its weighted total rewards are not all equal (TRL's own test for
      frac_reward_zero_std). Each process keeps its first live groups, up to the number it trains on.
   3. While some process is short, every process generates once more, for the next prompts of a seeded pass
@@ -159,7 +161,7 @@ def with_dynamic_sampling(trainer_class, rounds: int):
     class RefillPosition(TrainerCallback, ExportableState):
         """The refill stream's position, saved with each checkpoint's trainer state and restored on resume."""
 
-        def __init__(self, trainer=None):
+        def __init__(self, trainer=None):  # None: how transformers rebuilds callbacks, which the recipe never asks
             self.trainer = trainer
 
         def state(self) -> dict:

@@ -403,8 +403,9 @@ def test_two_processes_write_one_set_of_outputs(tmp_path, dynamic_sampling):
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
         command += [str(ROOT / "tests" / "probe_run.py"), "--smoke", *QUICK, "--output-dir", str(tmp_path / "out")]
         env = offline_env(OMP_NUM_THREADS="1", PET_MASTER_PORT=port, PROBE_DIR=str(tmp_path / "probe"))
-        command += ["--max-steps", "4", "--priming", "false", "--dynamic-sampling-rounds", str(dynamic_sampling)]  # unprimed, completions differ in format, so
+        command += ["--max-steps", "4", "--priming", "false"]  # unprimed, completions differ in format, so
         # every process gets non-zero advantages and its own gradients
+        command += ["--dynamic-sampling-rounds", str(dynamic_sampling)]
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = tmp_path / "out"

@@ -291,7 +291,8 @@ def test_join_pads_prompts_left_and_completions_right():
         "advantages": torch.tensor([0.5]), "num_items_in_batch": torch.tensor(1),
     }  # fmt: skip
     joined = join_rows([(a, [1]), (b, [0])], pad_token_id=0)
-    assert joined["prompt_ids"].tolist() == [[0, 7, 8], [1, 2, 3]] and joined["prompt_mask"].tolist() == [[0, 1, 1], [1, 1, 1]]
+    assert joined["prompt_ids"].tolist() == [[0, 7, 8], [1, 2, 3]]
+    assert joined["prompt_mask"].tolist() == [[0, 1, 1], [1, 1, 1]]
     assert joined["completion_ids"].tolist() == [[4, 5, 6], [9, 0, 0]]
     assert joined["completion_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert joined["advantages"].tolist() == [-1.0, 0.5] and "num_items_in_batch" not in joined
@@ -333,7 +334,8 @@ def solved_when_even(completions, problem_id, **kwargs):
 
 def varied_when_small(completions, problem_id, **kwargs):
     """A stand-in format reward: completions differ (by their length) only for problems 0-3."""
-    return [float(len(rewards_module.completion_text(c))) if int(i) < 4 else 1.0 for c, i in zip(completions, problem_id)]
+    texts = [rewards_module.completion_text(c) for c in completions]
+    return [float(len(t)) if int(i) < 4 else 1.0 for t, i in zip(texts, problem_id, strict=True)]
 
 
 solved_when_even.__name__ = rewards_module.check_answer.__name__  # read as the answer reward
