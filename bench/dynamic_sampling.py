@@ -79,11 +79,8 @@ def run(seed: int, variant: str, args, learning_rate: float | None) -> dict:
     for h in steps:
         elapsed += h.get("step_time", 0.0)
         seconds[h["step"]], tokens[h["step"]] = elapsed, h.get("num_tokens", 0)
-    curve = [
-        {"step": h["step"], "accuracy": h["heldout/accuracy"], "seconds": seconds[h["step"]], "tokens": tokens[h["step"]]}
-        for h in history  # held-out points fall on logged steps (EVAL_STEPS) and step 0
-        if "heldout/accuracy" in h
-    ]
+    points = [(h["step"], h["heldout/accuracy"]) for h in history if "heldout/accuracy" in h]  # step 0, EVAL_STEPS
+    curve = [{"step": s, "accuracy": a, "seconds": seconds[s], "tokens": tokens[s]} for s, a in points]
     zero_std = [h["frac_reward_zero_std"] for h in steps if h.get("frac_reward_zero_std") is not None]
     count = "dynamic_sampling/{}".format
     generated_zero = [  # with dynamic sampling the logged share is the trained batch's; this is the generated one
