@@ -332,19 +332,27 @@ def solved_when_even(completions, problem_id, **kwargs):
     return [CORRECT if int(i) % 2 == 0 else WRONG for i in problem_id]
 
 
-def varied_when_small(completions, problem_id, **kwargs):
-    """A stand-in format reward: completions differ (by their length) only for problems 0-3."""
-    texts = [rewards_module.completion_text(c) for c in completions]
-    return [float(len(t)) if int(i) < 4 else 1.0 for t, i in zip(texts, problem_id, strict=True)]
+class VariedBelow:
+    """A stand-in format reward: completions differ (by their length) only for problems below `limit`."""
+
+    __name__ = "varied_below"
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def __call__(self, completions, problem_id, **kwargs):
+        texts = [rewards_module.completion_text(c) for c in completions]
+        return [float(len(t)) if int(i) < self.limit else 1.0 for t, i in zip(texts, problem_id, strict=True)]
 
 
 solved_when_even.__name__ = rewards_module.check_answer.__name__  # read as the answer reward
 
 
-@pytest.mark.parametrize("rounds", [1, 3])
-def test_every_trained_group_has_signal_until_the_bound(tiny_grpo, tmp_path, rounds):
-    """Problems 4-7 always score the same (4, 6: all right; 5, 7: all wrong), 0-3 never do. Each step's
-    batch holds only groups of 0-3 when the rounds allow, and the loss counts only their tokens."""
+@pytest.mark.parametrize("rounds, live_below", [(1, 4), (3, 4), (1, 0)])
+def test_every_trained_group_has_signal_until_the_bound(tiny_grpo, tmp_path, rounds, live_below):
+    """Problems from `live_below` on always score the same (even ones all right, odd ones all wrong), those
+    below it never do. Each step's batch holds only live groups when the rounds allow, and the loss counts
+    only their tokens; with no live problem at all every step reaches the bound and trains on nothing."""
     import trl
 
     from recipe.sampling import METRIC, with_dynamic_sampling
@@ -354,7 +362,7 @@ def test_every_trained_group_has_signal_until_the_bound(tiny_grpo, tmp_path, rou
     settings = dict(settings, max_steps=3, per_device_batch=8, num_generations=4)  # 2 groups per step
     args = grpo_config(settings, tmp_path, "transformers", max_completion_length=8)
     trainer = with_dynamic_sampling(trl.GRPOTrainer, rounds)(
-        model=model, reward_funcs=[varied_when_small, solved_when_even], args=args,
+        model=model, reward_funcs=[VariedBelow(live_below), solved_when_even], args=args,
         train_dataset=problems, processing_class=tokenizer,
     )  # fmt: skip
     batches = []
@@ -383,4 +391,7 @@ def test_every_trained_group_has_signal_until_the_bound(tiny_grpo, tmp_path, rou
         assert dropped + live_groups + step[METRIC + "short"] <= step[METRIC + "generated"]
     if rounds == 3:  # 4 of 8 problems live: 4 rounds of 2 groups always find 2 (the refill covers all 8)
         assert all(s[METRIC + "short"] == 0 for s in steps), steps
+    if live_below == 0:  # nothing to learn from: every step at the bound, no token in the loss, no update
+        assert all(s[METRIC + "short"] == 2 and s[METRIC + "extra_rounds"] == rounds for s in steps), steps
+        assert all(s["loss"] == 0.0 for s in steps)
     assert trainer.refill_cursor == 2 * sum(s[METRIC + "extra_rounds"] for s in steps)
