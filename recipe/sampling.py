@@ -128,7 +128,8 @@ def join_rows(parts: list[tuple[dict, list[int]]], pad_token_id: int) -> dict:
         if key == "num_items_in_batch":
             continue  # the caller counts the kept tokens itself
         pieces = [batch[key][rows] for batch, rows in parts if rows and batch.get(key) is not None]
-        if not pieces:
+        if not pieces:  # a field the trainer returned as None (Unsloth may) stays None
+            joined[key] = None
             continue
         if key in PROMPT_FIELDS or (key in COMPLETION_FIELDS and pieces[0].dim() == 2):
             width = max(p.shape[1] for p in pieces)

@@ -296,6 +296,8 @@ def test_join_pads_prompts_left_and_completions_right():
     assert joined["completion_ids"].tolist() == [[4, 5, 6], [9, 0, 0]]
     assert joined["completion_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert joined["advantages"].tolist() == [-1.0, 0.5] and "num_items_in_batch" not in joined
+    with_none = join_rows([(dict(a, sampling_per_token_logps=None), [0])], 0)
+    assert "sampling_per_token_logps" in with_none and with_none["sampling_per_token_logps"] is None
     with pytest.raises(ValueError, match="pixel_values"):
         join_rows([(dict(a, pixel_values=torch.zeros(2, 3)), [0])], 0)
     with pytest.raises(ValueError, match="old_per_token_logps"):  # log-probs over more than the completion
