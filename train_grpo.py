@@ -81,6 +81,7 @@ from recipe.runs import (
     write_json,
 )
 from recipe.settings import check_settings, parse_settings, settings_help
+from recipe.sampling import with_dynamic_sampling
 from recipe.smoke import SMOKE_SETTINGS, build_smoke_model, smoke_tokenizer
 from recipe.training import effective_objective, grpo_config, sft_config
 from rewards import REWARD_FUNCS
@@ -141,6 +142,7 @@ EPSILON = 0.2  # PPO-style clipping of the probability ratio, lower side (TRL de
 EPSILON_HIGH = 0.0  # upper side; 0 = EPSILON (cispo: 5.0, its cap on the weight itself). DAPO's "clip higher": 0.28
 MASK_TRUNCATED_COMPLETIONS = False  # True: completions cut at the length limit get no loss (DAPO)
 SCALE_REWARDS = "group"  # advantages divided by the group's std | batch | none (Dr. GRPO's choice)
+DYNAMIC_SAMPLING_ROUNDS = 0  # DAPO: N > 0 trains only on groups whose scores differ, from up to N more rounds
 REWARD_WEIGHTS = ""  # comma-separated, one per reward in rewards.REWARD_FUNCS; empty = equal
 VLLM_MODE = "colocate"  # transformers backend: colocate (same GPU) | server (trl vllm-serve elsewhere)
 VLLM_SERVER_URL = ""  # server mode: e.g. http://10.0.0.2:8000 (default: localhost:8000)
@@ -294,7 +296,8 @@ def run(S: dict) -> Path:
             # 5. GRPO: groups of completions per prompt, scored by the four rewards, each pushed toward the
             #    better ones of its group; resumes from the newest checkpoint when there is one
             verifier.start()  # math-verify's worker, started and warm before step 1: no reward call pays for it
-            trainer = GRPOTrainer(
+            # DYNAMIC_SAMPLING_ROUNDS > 0: the same trainer class, with same-score groups replaced (recipe/sampling.py)
+            trainer = with_dynamic_sampling(GRPOTrainer, S["dynamic_sampling_rounds"])(
                 model=model,
                 reward_funcs=REWARD_FUNCS,
                 args=grpo_config(S, run_dir / "checkpoints", backend, max_completion_length),
@@ -307,6 +310,8 @@ def run(S: dict) -> Path:
             headline(
                 f"GRPO: {S['max_steps']} steps, {S['num_generations']} completions per prompt, "
                 f"{S['per_device_batch'] // S['num_generations']} prompt(s) per device and step"
+                + (f", same-score groups replaced from up to {S['dynamic_sampling_rounds']} more rounds"
+                   if S["dynamic_sampling_rounds"] else "")
             )
             if resume:
                 headline(f"resuming from {resume} (step {checkpoint_step(resume)} of {S['max_steps']})")

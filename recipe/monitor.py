@@ -146,6 +146,7 @@ class StepLines:
         if "reward" in logs:
             line += f"reward {logs['reward']:6.2f}  cut at limit {_percent(logs.get('completions/clipped_ratio'))}"
             line += f"  same-score groups {_percent(logs.get('frac_reward_zero_std'))}"
+            line += _dynamic_sampling(logs)
             if self.latest_heldout:
                 step, accuracy = self.latest_heldout
                 line += f"  held-out {_percent(accuracy)} (step {step})"
@@ -154,6 +155,22 @@ class StepLines:
             if "mean_token_accuracy" in logs:
                 line += f"  token accuracy {_percent(logs['mean_token_accuracy'])}"
         print(line, flush=True)
+
+
+def _dynamic_sampling(logs: dict) -> str:
+    """DYNAMIC_SAMPLING_ROUNDS > 0 (recipe/sampling.py): the step's groups kept of those generated, the
+    same-score ones dropped, the extra rounds, and the places left without signal when the bound was reached."""
+    if "dynamic_sampling/generated" not in logs:
+        return ""
+    count = {k.split("/")[1]: int(round(v)) for k, v in logs.items() if k.startswith("dynamic_sampling/")}
+    text = (
+        f"  kept {count['kept']}/{count['generated']} groups (dropped {count['dropped_all_right']} all right, "
+        f"{count['dropped_all_wrong']} all wrong; {count['extra_rounds']} extra round"
+        f"{'' if count['extra_rounds'] == 1 else 's'})"
+    )
+    if count["short"]:
+        text += f"  bound reached: {count['short']} group(s) without signal"
+    return text
 
 
 class HeldoutAccuracy:

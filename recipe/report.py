@@ -33,6 +33,9 @@ def write_report(report: dict, history: list[dict], run_dir: Path) -> None:
     """Adds `uncertainty` and `warnings` to `report` (so print_comparison shows them too), then writes it all."""
     report["uncertainty"] = uncertainty(report)
     report["warnings"] = training_warnings(report, history)
+    totals = dynamic_sampling_totals(history)
+    if totals:
+        report["dynamic_sampling"] = totals
     write_json(run_dir / "comparison.json", report)
     write_text(run_dir / "comparison.md", comparison_markdown(report))
     plot_comparison(report, run_dir / "comparison.png")
@@ -133,6 +136,27 @@ def training_warnings(report: dict, history: list[dict]) -> list[str]:
     ]
 
 
+def dynamic_sampling_totals(history: list[dict]) -> dict:
+    """DYNAMIC_SAMPLING_ROUNDS > 0 (recipe/sampling.py): its per-step counts summed over the run's GRPO steps;
+    empty for a run without it."""
+    prefix = "dynamic_sampling/"
+    steps = [h for h in history if prefix + "generated" in h]
+    if not steps:
+        return {}
+    names = [k[len(prefix) :] for k in steps[0] if k.startswith(prefix)]
+    totals = {name: int(round(sum(h[prefix + name] for h in steps))) for name in names}
+    return dict(totals, steps=len(steps), steps_at_bound=sum(h[prefix + "short"] > 0 for h in steps))
+
+
+def dynamic_sampling_line(totals: dict) -> str:
+    return (
+        f"dynamic sampling: {totals['kept']} of {totals['generated']} generated groups trained on; dropped "
+        f"{totals['dropped_all_right']} all right and {totals['dropped_all_wrong']} all wrong; "
+        f"{totals['extra_rounds']} extra rounds in {totals['steps']} steps; {totals['steps_at_bound']} steps reached "
+        f"the bound ({totals['short']} groups without signal trained on)"
+    )
+
+
 def _rows(report: dict) -> list[tuple[str, object]]:
     rows = list(ROWS)
     first = report[report["labels"][0]]
@@ -221,6 +245,7 @@ def comparison_markdown(report: dict, examples: int = 3) -> str:
         f"With {n} problems, an accuracy near 50 % is known to within about +-{_half_width(n):.0f} points.",
         "",
         *[f"> **Warning:** {w}\n" for w in report.get("warnings", [])],
+        *([dynamic_sampling_line(report["dynamic_sampling"]) + ".", ""] if "dynamic_sampling" in report else []),
     ]
     first, last = report[labels[0]]["records"], report[labels[-1]]["records"]
     pairs = list(zip(first, last, strict=True))
@@ -277,6 +302,8 @@ def print_comparison(report: dict, run_dir: Path) -> None:
         print(line)
     for warning in report.get("warnings", []):
         print(f"WARNING: {warning}")
+    if "dynamic_sampling" in report:
+        print(dynamic_sampling_line(report["dynamic_sampling"]))
     print()
     print(comparison_table(report))
     print(f"\nrun folder: {run_dir.resolve()}")

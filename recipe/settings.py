@@ -175,6 +175,7 @@ NOT_NEGATIVE = (
     "learning_rate", "priming_learning_rate", "weight_decay", "beta", "warmup_fraction", "eval_size",
     "eval_samples", "epsilon", "epsilon_high", "max_completion_length", "max_prompt_length",
     "eval_steps", "log_completions_steps", "max_train_rows", "priming_max_rows", "priming_epochs", "save_total_limit",
+    "dynamic_sampling_rounds",
 )  # fmt: skip
 SHARES = ("gpu_memory_utilization", "colocate_vllm_memory")  # strictly between 0 and 1
 # Every other number: num_generations (at least 2), prompt_length_quantile and top_p (0 < x <= 1), min_p

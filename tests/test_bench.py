@@ -43,3 +43,29 @@ def test_reward_benchmark_prints_its_ratio():
     assert result.returncode in (0, 1), result.stderr[-2000:]  # 1: a target missed, which it says
     assert re.search(r"ratio\s+:\s+[\d.]+", result.stdout)
     assert re.search(r"worst call, worker thread:\s+[\d.]+ ms", result.stdout)
+
+
+def test_dynamic_sampling_table_from_runs():
+    """bench/dynamic_sampling.py's arithmetic on made-up runs: the expected waste, the seeds' interval, and the
+    time each variant needs to reach the recipe's mean final accuracy."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import dynamic_sampling as bench
+
+    assert bench.same_score_share(0.5, 4) == pytest.approx(0.125) and bench.same_score_share(0.0, 4) == 1.0
+    assert bench.interval([0.4, 0.6]) == pytest.approx((0.5, 0.5 - 12.71 * 0.1, 0.5 + 12.71 * 0.1))
+
+    def run(variant, seed, final, at_50):
+        curve = [{"step": 0, "accuracy": 0.3, "seconds": 0.0, "tokens": 0}]
+        curve += [{"step": 25, "accuracy": 0.5, "seconds": at_50, "tokens": 1000}]
+        curve += [{"step": 50, "accuracy": final, "seconds": 100.0, "tokens": 2000}]
+        return dict(seed=seed, variant=variant, final_accuracy=final, curve=curve, train_s=100.0, step_s=2.0,
+                    tokens=2000, same_score_generated=0.5, same_score_trained=0.5 if variant == "recipe" else 0.0)
+
+    results = [run("recipe", 1, 0.5, 90.0), run("recipe", 2, 0.5, 80.0), run("dynamic", 1, 0.6, 40.0)]
+    results.append(run("dynamic", 2, 0.6, 60.0))
+    text = bench.table(results)
+    recipe_row = next(line for line in text.splitlines() if line.startswith("| recipe |"))
+    dynamic_row = next(line for line in text.splitlines() if line.startswith("| dynamic |"))
+    assert recipe_row.endswith("| 85 (21-149) |") and dynamic_row.endswith("| 50 (-77-177) |")
+    assert "| 60.0 (60.0-60.0) % |" in dynamic_row and "control" not in text
+    assert bench.seconds_to_reach(results[0]["curve"], 0.55) is None

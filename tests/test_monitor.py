@@ -148,3 +148,30 @@ def test_warning_when_reward_rose_but_heldout_accuracy_did_not():
 )
 def test_no_warning_otherwise(rewards_by_step, primed, trained):
     assert training_warnings(report(primed, trained), history(rewards_by_step)) == []
+
+
+def dynamic(kept, generated, right, wrong, short, rounds, step=1):
+    counts = dict(generated=generated, kept=kept, dropped_all_right=right, dropped_all_wrong=wrong, short=short)
+    counts["extra_rounds"] = rounds
+    return {"step": step, "reward": 1.0, **{f"dynamic_sampling/{k}": float(v) for k, v in counts.items()}}
+
+
+def test_step_line_with_dynamic_sampling_counts_the_groups_and_says_when_the_bound_was_reached(capsys):
+    lines = StepLines("GRPO")
+    lines.on_train_begin(None, state(0), None)
+    lines.on_log(None, state(1), None, logs={"loss": 0.0, **dynamic(4, 12, 5, 3, 0, 2)})
+    lines.on_log(None, state(2), None, logs={"loss": 0.0, **dynamic(3, 16, 6, 6, 1, 3)})
+    first, second = capsys.readouterr().out.splitlines()
+    assert "kept 4/12 groups (dropped 5 all right, 3 all wrong; 2 extra rounds)" in first and "bound" not in first
+    assert "kept 3/16 groups" in second and "bound reached: 1 group(s) without signal" in second
+
+
+def test_report_totals_the_dynamic_sampling_counts_over_the_run():
+    from recipe.report import dynamic_sampling_line, dynamic_sampling_totals
+
+    history = [{"step": 0, "heldout/accuracy": 0.5}, dynamic(4, 12, 5, 3, 0, 2), dynamic(3, 16, 6, 6, 1, 3, step=2)]
+    totals = dynamic_sampling_totals(history)
+    assert totals == dict(generated=28, kept=7, dropped_all_right=11, dropped_all_wrong=9, short=1, extra_rounds=5,
+                          steps=2, steps_at_bound=1)  # fmt: skip
+    assert dynamic_sampling_line(totals).startswith("dynamic sampling: 7 of 28 generated groups trained on")
+    assert dynamic_sampling_totals([{"step": 1, "reward": 1.0}]) == {}  # a run without it

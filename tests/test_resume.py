@@ -169,6 +169,41 @@ def test_a_run_stopped_every_way_resumes_to_the_unbroken_result(tmp_path, quick_
     assert not leftovers, note
 
 
+DYNAMIC = ("--dynamic-sampling-rounds", "2")  # recipe/sampling.py
+ROUNDS = "dynamic_sampling/extra_rounds"
+
+
+@pytest.mark.slow
+def test_a_stopped_run_with_dynamic_sampling_resumes_to_the_unbroken_result(tmp_path):
+    """The refill stream's position travels in the checkpoint: stopped after step 2 (a checkpoint) and
+    resumed, the run draws the refill prompts the unbroken run drew at step 3, and ends the same."""
+    unbroken = run_script(*ARGS, *DYNAMIC, "--output-dir", tmp_path / "unbroken")
+    assert unbroken.returncode == 0, unbroken.stdout[-3000:] + unbroken.stderr[-3000:]
+    expected = grpo_steps(tmp_path / "unbroken" / "smoke")
+    # what makes this a test of the resume: refill prompts drawn before the checkpoint and after it
+    # (seeded, so the same on any machine; if a library change moves them, pick another seed)
+    assert expected[0][ROUNDS] >= 1 and sum(h[ROUNDS] for h in expected[2:]) >= 1, [h[ROUNDS] for h in expected]
+
+    args = (*ARGS, *DYNAMIC, "--output-dir", tmp_path / "stopped")
+    run = start([*HOOKED, "wait", "grpo:2", *args])
+    said = read_until(run.stdout, "hook: waiting at grpo step 2")
+    run.send_signal(signal.SIGTERM)
+    said += run.communicate(timeout=300)[0]
+    assert run.returncode == 130, said[-3000:]
+    result = run_script(*args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_dir = tmp_path / "stopped" / "smoke"
+    assert f"resuming from {run_dir / 'checkpoints' / 'checkpoint-2'} (step 2 of 4)" in result.stdout
+    steps = grpo_steps(run_dir)
+    counted = [k for k in expected[0] if k.startswith("dynamic_sampling/")]
+    assert [h["step"] for h in steps] == [1, 2, 3, 4]
+    for got, want in zip(steps, expected, strict=True):
+        keys = (*COMPARED, *counted)
+        assert {k: got[k] for k in keys} == pytest.approx({k: want[k] for k in keys}, rel=1e-5), got["step"]
+    assert samples(run_dir) == samples(tmp_path / "unbroken" / "smoke")  # the same refill problems
+    assert_same_weights(lora(run_dir / "adapter"), lora(tmp_path / "unbroken" / "smoke" / "adapter"))
+
+
 @pytest.mark.slow
 def test_a_run_killed_after_its_last_checkpoint_trains_no_step_more(tmp_path, quick_run, capsys):
     """Killed between its last checkpoint and its end (in the comparison, say), the same command finishes

@@ -129,6 +129,7 @@ MUST_NOT_BE_NEGATIVE = [
     "learning_rate", "priming_learning_rate", "weight_decay", "beta", "warmup_fraction", "eval_size",
     "eval_samples", "epsilon", "epsilon_high", "max_completion_length", "max_prompt_length", "eval_steps",
     "log_completions_steps", "max_train_rows", "priming_max_rows", "priming_epochs", "save_total_limit",
+    "dynamic_sampling_rounds",
 ]  # fmt: skip
 OTHER_RANGES = {  # setting: (refused values, accepted edge values, message)
     "prompt_length_quantile": ([0, -0.1, 1.01], [1.0, 0.01], "--prompt-length-quantile must be in (0, 1]"),

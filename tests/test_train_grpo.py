@@ -393,7 +393,8 @@ def test_a_finished_run_is_never_overwritten(smoke_run, no_model, capsys):
 
 
 @pytest.mark.slow
-def test_two_processes_write_one_set_of_outputs(tmp_path):
+@pytest.mark.parametrize("dynamic_sampling", [0, 2], ids=["plain", "dynamic-sampling"])
+def test_two_processes_write_one_set_of_outputs(tmp_path, dynamic_sampling):
     """Data-parallel on CPU (gloo). torchrun is the launcher accelerate itself uses for several GPUs;
     `accelerate launch --cpu` starts a single process unless MPI is installed. tests/probe_run.py is the
     script with an observer that writes each process's LoRA weights and the problems it trained on.
@@ -414,6 +415,7 @@ def test_two_processes_write_one_set_of_outputs(tmp_path):
         env = offline_env(OMP_NUM_THREADS="1", PET_MASTER_PORT=port, PROBE_DIR=str(tmp_path / "probe"))
         command += ["--max-steps", "4", "--priming", "false"]  # unprimed, completions differ in format, so
         # every process gets non-zero advantages and its own gradients
+        command += ["--dynamic-sampling-rounds", str(dynamic_sampling)]
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = tmp_path / "out"
@@ -432,6 +434,13 @@ def test_two_processes_write_one_set_of_outputs(tmp_path):
     different = [k for k in weights[0] if not torch.equal(weights[0][k], weights[1][k])]
     assert not different, f"the processes ended with different LoRA weights: {different[:3]}"
     assert all(w.abs().sum() > 0 for k, w in weights[0].items() if "lora_B" in k)  # B starts at zero: GRPO moved it
+    if dynamic_sampling:  # recipe/sampling.py: both processes took the same number of rounds at every step,
+        # deciding on the gathered rewards (a process that went on alone would hang the next collective)
+        steps = grpo_logs(out / "smoke")
+        rounds = sum(1 + int(h["dynamic_sampling/extra_rounds"]) for h in steps)
+        assert rounds > len(steps), "no step needed a refill: this run shows nothing about the decision"
+        assert len(probes[0]["advantage_sums"]) == len(probes[1]["advantage_sums"]) == rounds
+        assert all(h["dynamic_sampling/generated"] == 4 * (1 + h["dynamic_sampling/extra_rounds"]) for h in steps)
 
 
 # ----------------------------------------------------------------------------- the repository

@@ -9,6 +9,7 @@ from recipe import generation, training
 from recipe.errors import SetupError
 from recipe.settings import check_settings
 from recipe.training import OBJECTIVE_FIELDS, effective_objective, grpo_config, sft_config
+import rewards as rewards_module
 from rewards import REWARD_FUNCS
 
 RECIPE = dict(train_grpo.DEFAULTS)
@@ -206,3 +207,193 @@ def test_precision_is_strict_about_bf16(monkeypatch):
 
     # on a GPU gradient checkpointing stays on: TRL's default, which precision() does not override
     assert all(cls.__dataclass_fields__["gradient_checkpointing"].default is True for cls in (GRPOConfig, SFTConfig))
+
+
+# ----------------------------------------------------------------------------- dynamic sampling (recipe/sampling.py)
+CORRECT, WRONG = rewards_module.ANSWER_CORRECT, rewards_module.ANSWER_WRONG_NUMBER
+NAN = float("nan")
+
+
+def verdicts(rows, answer_column=1, weights=(1.0, 1.0)):
+    import torch
+
+    from recipe.sampling import group_verdicts
+
+    live, right = group_verdicts(torch.tensor(rows), torch.tensor(weights), 2, answer_column)
+    return live.tolist(), right.tolist()
+
+
+@pytest.mark.parametrize(
+    "rows, live, all_right",
+    [
+        ([[3.0, CORRECT], [3.0, CORRECT]], False, True),  # every completion right, same score: no signal
+        ([[0.5, WRONG], [0.5, WRONG]], False, False),  # every completion wrong, same score
+        ([[3.0, CORRECT], [0.5, WRONG]], True, False),  # one right, one wrong: the signal GRPO needs
+        ([[3.0, WRONG], [0.5, WRONG]], True, False),  # both wrong, but the format differs: still a signal
+        ([[1.0, CORRECT], [NAN, NAN]], False, False),  # one scored completion: nothing to compare it with
+        ([[1e-9, 0.0], [0.0, 0.0]], False, False),  # apart by less than TRL's tolerance (isclose): no signal
+    ],
+)
+def test_a_group_is_live_when_its_weighted_scores_differ(rows, live, all_right):
+    assert verdicts(rows) == ([live], [all_right])
+
+
+def test_a_reward_weighted_zero_does_not_make_a_group_live():
+    rows = [[3.0, CORRECT], [0.5, CORRECT]]  # only the first function differs
+    assert verdicts(rows, weights=(1.0, 1.0))[0] == [True]
+    assert verdicts(rows, weights=(0.0, 1.0)) == ([False], [True])
+
+
+def test_tally_keeps_each_process_first_live_groups_and_fills_only_at_the_bound():
+    import torch
+
+    from recipe.sampling import tally
+
+    t, f = True, False
+    # two processes, two groups each per round; process 0 has both live at once, process 1 one of two
+    first = (torch.tensor([[t, t], [f, t]]), torch.tensor([[f, f], [t, f]]))
+    counts, chosen = tally([first], wanted=2)
+    assert counts == dict(generated=4, kept=3, dropped_all_right=0, dropped_all_wrong=0, short=1, extra_rounds=0)
+    assert chosen.tolist() == [[t, t], [t, t]]  # if it stopped here: process 1 fills with its dead group
+    # a second round: process 1 finds a live group, process 0's new live ones are surplus (not kept)
+    second = (torch.tensor([[t, f], [t, f]]), torch.tensor([[f, f], [f, f]]))
+    counts, chosen = tally([first, second], wanted=2)
+    assert counts == dict(generated=8, kept=4, dropped_all_right=1, dropped_all_wrong=2, short=0, extra_rounds=1)
+    assert chosen.tolist() == [[t, t, f, f], [f, t, t, f]]
+
+
+def test_refill_stream_takes_every_row_once_per_pass_and_differs_from_the_main_order():
+    import torch
+
+    from recipe.sampling import refill_indices
+
+    whole = refill_indices(0, 25, 10, seed=3407)
+    assert sorted(whole[:10]) == list(range(10)) and sorted(whole[10:20]) == list(range(10))
+    assert refill_indices(0, 7, 10, 3407) + refill_indices(7, 18, 10, 3407) == whole  # resumable at any point
+    assert whole[:10] != whole[10:20]  # each pass its own order
+    main_order = torch.randperm(10, generator=torch.Generator().manual_seed(3407)).tolist()  # TRL's RepeatSampler
+    assert whole[:10] != main_order
+
+
+def test_join_pads_prompts_left_and_completions_right():
+    import torch
+
+    from recipe.sampling import join_rows
+
+    a = {  # two rows, prompt width 2, completion width 3
+        "prompt_ids": torch.tensor([[5, 6], [7, 8]]), "prompt_mask": torch.ones(2, 2, dtype=torch.long),
+        "completion_ids": torch.tensor([[1, 2, 3], [4, 5, 6]]), "completion_mask": torch.ones(2, 3, dtype=torch.long),
+        "advantages": torch.tensor([1.0, -1.0]), "num_items_in_batch": torch.tensor(6),
+    }  # fmt: skip
+    b = {  # one row, prompt width 3, completion width 1
+        "prompt_ids": torch.tensor([[1, 2, 3]]), "prompt_mask": torch.ones(1, 3, dtype=torch.long),
+        "completion_ids": torch.tensor([[9]]), "completion_mask": torch.ones(1, 1, dtype=torch.long),
+        "advantages": torch.tensor([0.5]), "num_items_in_batch": torch.tensor(1),
+    }  # fmt: skip
+    joined = join_rows([(a, [1]), (b, [0])], pad_token_id=0)
+    assert joined["prompt_ids"].tolist() == [[0, 7, 8], [1, 2, 3]]
+    assert joined["prompt_mask"].tolist() == [[0, 1, 1], [1, 1, 1]]
+    assert joined["completion_ids"].tolist() == [[4, 5, 6], [9, 0, 0]]
+    assert joined["completion_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert joined["advantages"].tolist() == [-1.0, 0.5] and "num_items_in_batch" not in joined
+    with_none = join_rows([(dict(a, sampling_per_token_logps=None), [0])], 0)
+    assert "sampling_per_token_logps" in with_none and with_none["sampling_per_token_logps"] is None
+    with pytest.raises(ValueError, match="pixel_values"):
+        join_rows([(dict(a, pixel_values=torch.zeros(2, 3)), [0])], 0)
+    with pytest.raises(ValueError, match="old_per_token_logps"):  # log-probs over more than the completion
+        join_rows([(dict(a, old_per_token_logps=torch.zeros(2, 5)), [0])], 0)
+
+
+def test_dynamic_sampling_off_is_the_trainer_class_itself():
+    from recipe.sampling import with_dynamic_sampling
+
+    assert with_dynamic_sampling(dict, 0) is dict
+
+
+@pytest.fixture(scope="module")
+def tiny_grpo(tmp_path_factory):
+    """A tiny random Qwen3 with LoRA and eight smoke problems, for trainers built in the tests below."""
+    from conftest import QUICK, SMOKE_PRIMER, SMOKE_TASK
+
+    from recipe import models
+    from recipe.data import build_prompts, load_table
+    from recipe.settings import parse_settings
+    from recipe.smoke import SMOKE_SETTINGS, build_smoke_model
+
+    folder = tmp_path_factory.mktemp("sampling") / "base_model"
+    settings = parse_settings(["--smoke", *QUICK], train_grpo.DEFAULTS, SMOKE_SETTINGS)
+    settings["model_name"] = build_smoke_model(folder, [str(SMOKE_TASK), str(SMOKE_PRIMER)], 3407)
+    tokenizer = models.load_tokenizer(settings["model_name"])
+    models.use_plain_logprobs_without_gpu()  # as train_grpo.run(): TRL's Triton kernel needs a GPU
+    problems = build_prompts(load_table(str(SMOKE_TASK)), "prompt", "solution").select(range(8))
+    return settings, models.load_model, tokenizer, problems
+
+
+def solved_when_even(completions, problem_id, **kwargs):
+    """A stand-in answer reward: every completion of an even problem is right, of an odd one wrong."""
+    return [CORRECT if int(i) % 2 == 0 else WRONG for i in problem_id]
+
+
+class VariedBelow:
+    """A stand-in format reward: completions differ (by their length) only for problems below `limit`."""
+
+    __name__ = "varied_below"
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def __call__(self, completions, problem_id, **kwargs):
+        texts = [rewards_module.completion_text(c) for c in completions]
+        return [float(len(t)) if int(i) < self.limit else 1.0 for t, i in zip(texts, problem_id, strict=True)]
+
+
+solved_when_even.__name__ = rewards_module.check_answer.__name__  # read as the answer reward
+
+
+@pytest.mark.parametrize("rounds, live_below", [(1, 4), (3, 4), (1, 0)])
+def test_every_trained_group_has_signal_until_the_bound(tiny_grpo, tmp_path, rounds, live_below):
+    """Problems from `live_below` on always score the same (even ones all right, odd ones all wrong), those
+    below it never do. Each step's batch holds only live groups when the rounds allow, and the loss counts
+    only their tokens; with no live problem at all every step reaches the bound and trains on nothing."""
+    import trl
+
+    from recipe.sampling import METRIC, with_dynamic_sampling
+
+    settings, load_model, tokenizer, problems = tiny_grpo
+    model, tokenizer = load_model(settings, "transformers", tokenizer)
+    settings = dict(settings, max_steps=3, per_device_batch=8, num_generations=4)  # 2 groups per step
+    args = grpo_config(settings, tmp_path, "transformers", max_completion_length=8)
+    trainer = with_dynamic_sampling(trl.GRPOTrainer, rounds)(
+        model=model, reward_funcs=[VariedBelow(live_below), solved_when_even], args=args,
+        train_dataset=problems, processing_class=tokenizer,
+    )  # fmt: skip
+    batches = []
+    generate = trainer._generate_and_score_completions
+
+    def observed(inputs):
+        out = generate(inputs)
+        batches.append(out)
+        return out
+
+    trainer._generate_and_score_completions = observed
+    trainer.train()
+    steps = [h for h in trainer.state.log_history if METRIC + "generated" in h]
+    assert len(steps) == len(batches) == 3
+    for step, batch in zip(steps, batches, strict=True):
+        live_groups = int(step[METRIC + "kept"])
+        assert live_groups + int(step[METRIC + "short"]) == 2
+        groups = batch["advantages"].view(-1, 4)
+        has_signal = groups.abs().sum(dim=1) > 0
+        assert int(has_signal.sum()) == live_groups  # the fillers are the same-score groups
+        live_tokens = batch["completion_mask"].view(2, 4, -1)[has_signal].sum()
+        assert int(batch["num_items_in_batch"]) == int(live_tokens)
+        assert step["frac_reward_zero_std"] == step[METRIC + "short"] / 2
+        dropped = step[METRIC + "dropped_all_right"] + step[METRIC + "dropped_all_wrong"]
+        assert step[METRIC + "generated"] == 2 * (1 + step[METRIC + "extra_rounds"])
+        assert dropped + live_groups + step[METRIC + "short"] <= step[METRIC + "generated"]
+    if rounds == 3:  # 4 of 8 problems live: 4 rounds of 2 groups always find 2 (the refill covers all 8)
+        assert all(s[METRIC + "short"] == 0 for s in steps), steps
+    if live_below == 0:  # nothing to learn from: every step at the bound, no token in the loss, no update
+        assert all(s[METRIC + "short"] == 2 and s[METRIC + "extra_rounds"] == rounds for s in steps), steps
+        assert all(s["loss"] == 0.0 for s in steps)
+    assert trainer.refill_cursor == 2 * sum(s[METRIC + "extra_rounds"] for s in steps)

@@ -216,6 +216,33 @@ def test_unsloth_grpo_trainer_trains_on_the_four_rewards(tiny, patched_trl, tmp_
         assert any(f"rewards/{f.__name__}/mean" in h for h in logged), f.__name__
 
 
+def test_dynamic_sampling_trains_through_unslothed_grpo_trainer(tiny, patched_trl, tmp_path):
+    """recipe/sampling.py subclasses the class Unsloth patched in (its compiled _generate_and_score_completions
+    and _calculate_rewards), and a few steps train with it on, each batch made of the groups it kept."""
+    from recipe.data import build_prompts, load_table
+    from recipe.sampling import METRIC, with_dynamic_sampling
+
+    settings, model, tokenizer = tiny
+    settings = dict(settings, max_steps=3)
+    problems = build_prompts(load_table(str(SMOKE_TASK)), "prompt", "solution").select(range(16))
+    before = lora_weights(model)
+    trainer = with_dynamic_sampling(patched_trl.GRPOTrainer, 2)(
+        model=model,
+        reward_funcs=REWARD_FUNCS,
+        args=grpo_config(settings, tmp_path, "unsloth", max_completion_length=24),
+        train_dataset=problems,
+        processing_class=tokenizer,
+    )
+    assert type(trainer).__mro__[1].__name__ == "UnslothGRPOTrainer"
+    trainer.train()
+    assert trainer.state.global_step == 3 and changed(before, model)
+    steps = [h for h in trainer.state.log_history if METRIC + "generated" in h]
+    assert len(steps) == 3
+    for h in steps:  # two groups a step (QUICK: 8 completions of 4); the same-score share is the trained batch's
+        assert h[METRIC + "kept"] + h[METRIC + "short"] == 2 and h["frac_reward_zero_std"] == h[METRIC + "short"] / 2
+    assert trainer.refill_cursor == 2 * sum(h[METRIC + "extra_rounds"] for h in steps)
+
+
 def test_unsloth_merged_export_answers_like_base_plus_adapter(tiny, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
