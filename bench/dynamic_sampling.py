@@ -184,9 +184,10 @@ def main(argv=None) -> int:
     (args.out / "dynamic_sampling.md").write_text(text + "\n")
     plot(results, args.out / "dynamic_sampling.png")
     print("\n" + text)
-    print(f"\nexpected same-score share of groups of {SMOKE_SETTINGS['num_generations']} and of 4, by accuracy p:")
+    smoke_n = SMOKE_SETTINGS["num_generations"]
+    print(f"\nexpected same-score share of groups of 4 (the recipe) and of {smoke_n} (the smoke run), by accuracy p:")
     for p in (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9):
-        print(f"  p = {p:.2f}: {100 * same_score_share(p, 4):5.1f} % (n = 4)")
+        print(f"  p = {p:.2f}: {100 * same_score_share(p, 4):5.1f} %  {100 * same_score_share(p, smoke_n):5.1f} %")
     print(f"written: {args.out}")
     return 0
 
