@@ -43,6 +43,7 @@ from .data import (
     build_priming_rows,
     build_prompts,
     drop_long_prompts,
+    hub_unreachable,
     load_eval_problems,
     load_table,
     prompt_lengths,
@@ -228,11 +229,12 @@ def lora_plan(S: dict, tokenizer) -> tuple[str, str | None]:
             from .smoke import build_tiny_model
 
             model = build_tiny_model(tokenizer, S["seed"])  # the smoke model is tiny: built in memory
-        else:
-            model = model_skeleton(name, S["trust_remote_code"], local_only=True)
+        else:  # a hub name: its config.json (a few KB) from the hub when it answers, else from this machine's cache
+            local_only = Path(name).expanduser().exists() or hub_unreachable() is not None
+            model = model_skeleton(name, S["trust_remote_code"], local_only=local_only)
     except Exception as e:  # noqa: BLE001 - not downloaded, unknown architecture: the run checks it before writing
         return (
-            f"targets not checked: {name}'s config is not on this machine ({type(e).__name__}: {str(e)[:120]}); "
+            f"targets not checked: {name}'s config could not be read ({type(e).__name__}: {str(e)[:120]}); "
             "the run checks them from the config before it writes anything",
             None,
         )

@@ -145,6 +145,28 @@ def test_check_with_smoke_and_a_model_folder_uses_that_models_tokenizer(tmp_path
     assert f"tokenizer     {tmp_path / 'llama'}'s, found on this machine" in out
 
 
+@pytest.mark.parametrize("hub", ["answers", "unreachable"])
+def test_check_reads_a_hub_models_config_from_the_hub_only_when_it_answers(hub, monkeypatch):
+    """--check on a hub name: config.json (a few KB, no weights) from the hub when it answers, else from this
+    machine's cache only, without retries; a local folder never asks the hub."""
+    from transformers import AutoConfig
+
+    from recipe import check, data
+
+    asked = []
+
+    def config(name, local_files_only=False, **kwargs):
+        asked.append((name, local_files_only))
+        raise OSError("stand-in: no config here")
+
+    monkeypatch.setattr(AutoConfig, "from_pretrained", config)
+    monkeypatch.setattr(data, "probe_hub", lambda endpoint: None if hub == "answers" else "unreachable")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    said, problem = check.lora_plan(dict(train_grpo.DEFAULTS, explicit=[]), tokenizer=None)
+    assert asked == [("unsloth/Qwen3-4B-Base", hub == "unreachable")] and problem is None
+    assert said.startswith("targets not checked: unsloth/Qwen3-4B-Base's config could not be read (OSError")
+
+
 @pytest.mark.parametrize(
     "reference, can_read",
     [
