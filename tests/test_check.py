@@ -28,6 +28,7 @@ def no_machine(monkeypatch):
 def test_smoke_check_reports_the_data_and_writes_nothing(tmp_path, no_machine, capsys):
     assert train_grpo.main(["--smoke", "--check", "--output-dir", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
+    assert "settings      ok (output_dir, smoke)" in out  # the settings given, --check itself left out
     assert "tokenizer     the smoke model's, built in memory" in out
     assert "rows          1200 usable, 0 dropped" in out
     assert "held out      64 problems, never trained on; 1136 left to train on" in out
