@@ -172,20 +172,15 @@ def test_a_slow_first_load_on_the_main_process_does_not_time_out_the_others(tmp_
     assert "for at most 120 minutes" in result.stdout
 
 
+# The shortened smoke run (QUICK_RUN: saves at steps 2 and 4) in two torchrun processes on this machine.
+TWO_PROCESSES = [*TORCHRUN, "--standalone", "--nproc_per_node", "2", *RANKS_RUN, *QUICK_RUN]
+
+
 @pytest.mark.slow
 def test_a_signal_to_one_process_stops_all_with_one_checkpoint(tmp_path):
     """SIGINT reaches process 1 alone at the end of GRPO step 3 (between the saves at 2 and 4): both processes
     save checkpoint-3 once, together, and exit 130; nothing trains past step 3."""
-    command = [
-        *TORCHRUN,
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        *RANKS_RUN,
-        *QUICK_RUN,
-        "--output-dir",
-        str(tmp_path),
-    ]
+    command = [*TWO_PROCESSES, "--output-dir", str(tmp_path)]
     result = launch(command, RANKS_SIGNAL_AT="grpo:3:1")
     output = result.stdout + result.stderr
     assert exits(result.stdout) == {"0": "130", "1": "130"}, output[-4000:]
@@ -204,16 +199,7 @@ def test_ctrl_c_in_the_terminal_under_torchrun_saves_once_and_exits_130(tmp_path
     once and SIGKILLs them after TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds (30 by default; long enough here for
     any machine's speed). Both processes wait at GRPO step 3 until the signal, sent to torchrun's process
     group as a terminal does."""
-    command = [
-        *TORCHRUN,
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        *RANKS_RUN,
-        *QUICK_RUN,
-        "--output-dir",
-        str(tmp_path),
-    ]
+    command = [*TWO_PROCESSES, "--output-dir", str(tmp_path)]
     env = offline_env(OMP_NUM_THREADS="1", RANKS_WAIT_AT="grpo:3", TORCH_ELASTIC_SHUTDOWN_TIMEOUT=str(RUN_LIMIT_S))
     run = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            start_new_session=True)  # fmt: skip
