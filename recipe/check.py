@@ -219,9 +219,9 @@ def local_tokenizer(S: dict):
 
 def lora_plan(S: dict, tokenizer) -> tuple[str, str | None]:
     """(what LoRA would wrap, per layer type; the problem, or None). The model is built from its config alone
-    on the meta device (no weights read, models.model_skeleton) and LoRA applied to it by the run's own rule
+    on the meta device (no weights read, generation.model_skeleton) and LoRA applied to it by the run's own rule
     (models.planned_lora), so a target that matches nothing is refused here as the run would refuse it."""
-    from .models import model_skeleton, planned_lora
+    from .models import planned_lora
 
     name = S["model_name"]
     try:
@@ -231,7 +231,7 @@ def lora_plan(S: dict, tokenizer) -> tuple[str, str | None]:
             model = build_tiny_model(tokenizer, S["seed"])  # the smoke model is tiny: built in memory
         else:  # a hub name: its config.json (a few KB) from the hub when it answers, else from this machine's cache
             local_only = Path(name).expanduser().exists() or hub_unreachable() is not None
-            model = model_skeleton(name, S["trust_remote_code"], local_only=local_only)
+            model = generation.model_skeleton(name, S["trust_remote_code"], local_only=local_only)
     except Exception as e:  # noqa: BLE001 - not downloaded, unknown architecture: the run checks it before writing
         return (
             f"targets not checked: {name}'s config could not be read ({type(e).__name__}: {str(e)[:120]}); "

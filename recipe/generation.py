@@ -98,17 +98,25 @@ def plan_generation(settings: dict, backend: str) -> dict:
     return plan
 
 
-def model_shape(settings: dict) -> tuple[int, int]:
-    """(parameters, KV-cache bytes per token at 16 bits) of the model, counted on the meta device: nothing is
-    downloaded but config.json."""
+def model_skeleton(model_name: str, trust_remote_code: bool = False, local_only: bool = False):
+    """The model's modules built from its config alone, on the meta device: no weights read, no memory
+    taken. For sizing vLLM's share here, and for checking LoRA targets before anything heavy loads
+    (recipe/models.py). Raises OSError or ValueError when the config cannot be read (not on this machine
+    with local_only, or unknown to this transformers)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(settings["model_name"], trust_remote_code=settings["trust_remote_code"])
+    config = AutoConfig.from_pretrained(model_name, trust_remote_code=trust_remote_code, local_files_only=local_only)
     with torch.device("meta"):
-        shape = AutoModelForCausalLM.from_config(config, trust_remote_code=settings["trust_remote_code"])
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+
+
+def model_shape(settings: dict) -> tuple[int, int]:
+    """(parameters, KV-cache bytes per token at 16 bits) of the model, counted on the meta device: nothing is
+    downloaded but config.json."""
+    shape = model_skeleton(settings["model_name"], settings["trust_remote_code"])
     parameters = sum(p.numel() for p in shape.parameters())
-    text = config.get_text_config()
+    text = shape.config.get_text_config()
     heads = text.num_attention_heads
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     kv_heads = getattr(text, "num_key_value_heads", None) or heads

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .data import chat_template, hub_unreachable, require_eos
 from .errors import SetupError
-from .generation import vllm_available, vllm_off_reason  # noqa: F401 - vllm_available: recipe.models' API
+from .generation import model_skeleton, vllm_available, vllm_off_reason  # noqa: F401 - vllm_available: recipe.models' API
 from .runs import atomic_path, cuda_oom_advice, world_size
 
 CUDA13_DRIVER = "580"  # the oldest NVIDIA driver branch that runs CUDA 13 builds (the pinned torch 2.13.0's)
@@ -499,18 +499,6 @@ def planned_lora(model, settings: dict) -> dict:
         targets = lora_targets(model, settings)
     coverage = lora_coverage(get_peft_model(model, lora_config(settings, targets)))
     return {"targets": targets.names(), **coverage, "not_wrapped": not_wrapped(targets, coverage)}
-
-
-def model_skeleton(model_name: str, trust_remote_code: bool = False, local_only: bool = False):
-    """The model's modules built from its config alone, on the meta device: no weights read, no memory
-    taken. For checking LoRA targets before anything heavy loads. Raises OSError or ValueError when the
-    config cannot be read (not on this machine with local_only, or unknown to this transformers)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    config = AutoConfig.from_pretrained(model_name, trust_remote_code=trust_remote_code, local_files_only=local_only)
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
 
 
 def lora_before_loading(settings: dict) -> dict:

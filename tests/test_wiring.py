@@ -12,6 +12,7 @@ tiny model and its adapters, the trainers' construction, the saving and the comp
 - the comparison puts exactly one bos before a prompt for a tokenizer that adds one (a Llama-style model).
 """
 
+import contextlib
 import json
 import signal
 
@@ -72,18 +73,11 @@ def wired(tmp_path_factory):
 
     real_active = evaluate.active_adapter
 
+    @contextlib.contextmanager
     def recording_active(model, label, path):
-        context = real_active(model, label, path)
-
-        class Recording:
-            def __enter__(self):
-                context.__enter__()
-                seen["columns"][label] = active_lora(model)
-
-            def __exit__(self, *exc):
-                return context.__exit__(*exc)
-
-        return Recording()
+        with real_active(model, label, path):
+            seen["columns"][label] = active_lora(model)
+            yield
 
     output = tmp_path_factory.mktemp("wired")
     threads = torch.get_num_threads()
@@ -203,18 +197,9 @@ def test_the_comparison_puts_one_bos_before_each_prompt():
     settings = dict(train_grpo.DEFAULTS, eval_batch_size=2, eval_max_new_tokens=2, seed=0)
     with pytest.MonkeyPatch.context() as patch, torch.no_grad():
         patch.setattr(GenerationMixin, "generate", recording_generate)
-        model.disable_adapter = lambda: _nothing()
+        model.disable_adapter = contextlib.nullcontext  # a model without adapters: nothing to turn off
         evaluate.complete(model, tokenizer, prompts, settings, "base", None)
     assert len(seen) == 3
     for ids in seen:
         assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.bos_token_id) == 1
 
-
-class _nothing:
-    """disable_adapter() for a model without adapters: a context that does nothing."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
