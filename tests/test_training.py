@@ -1,8 +1,10 @@
 """The trainers' configurations: the recipe's values, one explicit objective, and vLLM's settings."""
 
+import sys
 import types
 
 import pytest
+from conftest import ROOT
 
 import train_grpo
 from recipe import generation, training
@@ -350,14 +352,19 @@ class VariedBelow:
 solved_when_even.__name__ = rewards_module.check_answer.__name__  # read as the answer reward
 
 
-@pytest.mark.parametrize("rounds, live_below", [(1, 4), (3, 4), (1, 0)])
+@pytest.mark.parametrize("rounds, live_below", [(1, 4), (3, 4), (1, 0), (0, 2)])
 def test_every_trained_group_has_signal_until_the_bound(tiny_grpo, tmp_path, rounds, live_below):
     """Problems from `live_below` on always score the same (even ones all right, odd ones all wrong), those
     below it never do. Each step's batch holds only live groups when the rounds allow, and the loss counts
-    only their tokens; with no live problem at all every step reaches the bound and trains on nothing."""
+    only their tokens; with no live problem at all every step reaches the bound and trains on nothing.
+    rounds 0: bench/undiluted.py's variant (the recipe's own groups, same-score ones out of the token count)."""
     import trl
 
     from recipe.sampling import METRIC, with_dynamic_sampling
+
+    if rounds == 0:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from undiluted import undiluted as with_dynamic_sampling
 
     settings, load_model, tokenizer, problems = tiny_grpo
     model, tokenizer = load_model(settings, "transformers", tokenizer)
@@ -391,6 +398,8 @@ def test_every_trained_group_has_signal_until_the_bound(tiny_grpo, tmp_path, rou
         dropped = step[METRIC + "dropped_all_right"] + step[METRIC + "dropped_all_wrong"]
         assert step[METRIC + "generated"] == 2 * (1 + step[METRIC + "extra_rounds"])
         assert dropped + live_groups + step[METRIC + "short"] <= step[METRIC + "generated"]
+    if rounds == 0:  # the undiluted variant: the step's own groups only, never a refill
+        assert all(s[METRIC + "extra_rounds"] == 0 for s in steps), steps
     if rounds == 3:  # 4 of 8 problems live: 4 rounds of 2 groups always find 2 (the refill covers all 8)
         assert all(s[METRIC + "short"] == 0 for s in steps), steps
     if live_below == 0:  # nothing to learn from: every step at the bound, no token in the loss, no update
