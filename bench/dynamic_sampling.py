@@ -181,6 +181,8 @@ def table(results: list[dict]) -> str:
             if not values:
                 return "-"
             mean, low, high = interval(values)
+            if scale == 100:  # a share: the interval cut to what a share can be
+                low, high = max(low, 0.0), min(high, 100.0)
             return f"{mean:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
         reached = [seconds_to_reach(r["curve"], recipe_final) for r in rows]

@@ -80,6 +80,9 @@ def test_dynamic_sampling_table_from_runs():
     # the plot's curve: gained points since step 0, over seeds, at each evaluation's mean seconds
     xs, means, lows, highs = bench.mean_curve(results[:2], "seconds")
     assert xs == [0.0, 85.0, 100.0] and means == pytest.approx([0.0, 20.0, 20.0]) and lows == highs == means
+    # a share's interval is cut at 0 and 100 % (two seeds this far apart give a t interval far wider)
+    spread = [run("undiluted", 1, 0.5, 50.0), run("undiluted", 2, 1.0, 50.0)]
+    assert "| undiluted | 75.0 (0.0-100.0) % |" in bench.table(results + spread)
 
 
 def test_dynamic_sampling_benchmark_reuses_a_finished_run_only_for_the_same_command(tmp_path, monkeypatch):
