@@ -111,7 +111,9 @@ def run(seed: int, variant: str, args, learning_rate: float | None) -> dict:
         "extra_rounds": sum(h.get("dynamic_sampling/extra_rounds", 0) for h in steps),
     }  # fmt: skip
     done.parent.mkdir(parents=True, exist_ok=True)
-    done.write_text(json.dumps(result, indent=1))
+    partial = done.with_suffix(".partial")
+    partial.write_text(json.dumps(result, indent=1))
+    partial.replace(done)  # whole or absent: a kill while writing leaves no half file to read back
     return result
 
 
@@ -145,7 +147,8 @@ def paired(results: list[dict], base: str = "recipe", variants: tuple = VARIANTS
         for r, b in rows:
             mine = seconds_to_reach(r["curve"], b["final_accuracy"])
             theirs = seconds_to_reach(b["curve"], b["final_accuracy"])
-            ratios.append(None if mine is None else mine / theirs)
+            # theirs 0: the baseline never rose above step 0, where every variant of the seed starts alike
+            ratios.append(None if mine is None else mine / theirs if theirs else 1.0)
 
         def cell(values, digits=1):
             mean, low, high = interval(values)

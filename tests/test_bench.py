@@ -80,6 +80,11 @@ def test_dynamic_sampling_table_from_runs():
     # the plot's curve: gained points since step 0, over seeds, at each evaluation's mean seconds
     xs, means, lows, highs = bench.mean_curve(results[:2], "seconds")
     assert xs == [0.0, 85.0, 100.0] and means == pytest.approx([0.0, 20.0, 20.0]) and lows == highs == means
+    # a baseline that never rises above step 0 reaches its own final at 0 s: the ratio is 1, not a division by 0
+    flat = [run("recipe", 3, 0.3, 50.0), run("dynamic", 3, 0.6, 50.0)]
+    for r in flat:
+        r["curve"][1]["accuracy"] = r["curve"][2]["accuracy"] = r["final_accuracy"]
+    assert "| dynamic | +30.0 (+30.0 to +30.0) | +30.0 (+30.0 to +30.0) | 1.00 (1/1 seeds reach it) |" in bench.paired(flat)
     # a share's interval is cut at 0 and 100 % (two seeds this far apart give a t interval far wider)
     spread = [run("undiluted", 1, 0.5, 50.0), run("undiluted", 2, 1.0, 50.0)]
     assert "| undiluted | 75.0 (0.0-100.0) % |" in bench.table(results + spread)
@@ -112,3 +117,4 @@ def test_dynamic_sampling_benchmark_reuses_a_finished_run_only_for_the_same_comm
     bench.run(7, "dynamic", argparse.Namespace(out=tmp_path / "out", steps=2, rounds=2, longer=2), None)
     bench.run(7, "dynamic", args, 1e-4)  # another learning rate
     assert len(calls) == 3
+    assert [f.name for f in (tmp_path / "out" / "done").iterdir()] == ["dynamic-7.json"]  # no partial file left
