@@ -1,5 +1,5 @@
 """`python bench/undiluted.py ARGS...` runs `python train_grpo.py ARGS...` with one change, for
-bench/dynamic_sampling.py's fourth variant: the recipe's own groups (no extra generation rounds), with the
+bench/dynamic_sampling.py's `undiluted` variant: the recipe's own groups (no extra generation rounds), with the
 same-score groups left out of the token count the `dapo` loss divides by, exactly as dynamic sampling leaves
 them out when it runs short (recipe/sampling.py, step 4). It is dynamic sampling with 0 extra rounds, which
 the setting itself never builds (0 means off). Not a setting: it only tells the two causes of a gain apart:

@@ -1,5 +1,6 @@
 """The trainers' configurations: the recipe's values, one explicit objective, and vLLM's settings."""
 
+import math
 import sys
 import types
 
@@ -406,3 +407,68 @@ def test_every_trained_group_has_signal_until_the_bound(tiny_grpo, tmp_path, rou
         assert all(s[METRIC + "short"] == 2 and s[METRIC + "extra_rounds"] == rounds for s in steps), steps
         assert all(s["loss"] == 0.0 for s in steps)
     assert trainer.refill_cursor == 2 * sum(s[METRIC + "extra_rounds"] for s in steps)
+
+
+class GeneratingEngine:
+    """In place of TRL's colocated VLLMGeneration: answers every prompt row with a few tokens and their
+    log-probs, in the shapes TRL 1.15's vllm_generation.py returns them (one completion per row; top-1 logprob
+    lists). Counts its calls: one per generation round."""
+
+    calls: list[int] = []
+
+    def __init__(self, **kwargs):
+        GeneratingEngine.calls = []
+
+    def sync_weights(self):
+        pass
+
+    def generate(self, prompts, images, num_generations, profiler=None):
+        import random
+
+        rng = random.Random(len(self.calls))
+        self.calls.append(len(prompts))
+        completions = [[rng.randrange(5, 60) for _ in range(rng.randrange(2, 8))] for _ in prompts]
+        return prompts, completions, [[[-1.5] for _ in c] for c in completions], None
+
+
+def test_dynamic_sampling_trains_through_trl_vllm_generation(tiny_grpo, tmp_path, monkeypatch):
+    """The refill rounds go through TRL's vLLM path (its engine stood in: no vLLM here) like the step's own
+    prompts, and the batch joins vLLM's extra fields (the sampling log-probs and the importance-sampling
+    correction that TRL computes from them) before the update."""
+    import trl
+    import trl.trainer.grpo_trainer as grpo_module
+
+    from recipe.sampling import METRIC, with_dynamic_sampling
+
+    monkeypatch.setattr(training, "vllm_off_reason", lambda settings, backend: "")
+    monkeypatch.setattr(grpo_module, "VLLMGeneration", GeneratingEngine)
+    settings, load_model, tokenizer, problems = tiny_grpo
+    model, tokenizer = load_model(settings, "transformers", tokenizer)
+    settings = dict(settings, max_steps=2, per_device_batch=8, num_generations=4, vllm_mode="colocate")
+    settings["colocate_vllm_memory"] = 0.5
+    args = grpo_config(settings, tmp_path, "transformers", max_completion_length=8)
+    assert args.use_vllm and args.vllm_importance_sampling_correction
+    trainer = with_dynamic_sampling(trl.GRPOTrainer, 2)(
+        model=model, reward_funcs=[VariedBelow(2), solved_when_even], args=args,
+        train_dataset=problems, processing_class=tokenizer,
+    )  # fmt: skip
+    batches = []
+    generate = trainer._generate_and_score_completions
+
+    def observed(inputs):
+        batches.append(generate(inputs))
+        return batches[-1]
+
+    trainer._generate_and_score_completions = observed
+    trainer.train()
+    steps = [h for h in trainer.state.log_history if METRIC + "generated" in h]
+    assert len(steps) == len(batches) == 2
+    assert len(GeneratingEngine.calls) == sum(1 + s[METRIC + "extra_rounds"] for s in steps)  # every round: vLLM
+    assert sum(s[METRIC + "extra_rounds"] for s in steps) > 0  # 2 of 8 problems live: refills were needed
+    for step, batch in zip(steps, batches, strict=True):
+        assert batch["completion_ids"].shape[0] == 8 and batch["sampling_per_token_logps"].shape[0] == 8
+        assert batch["importance_sampling_ratio"] is not None and batch["importance_sampling_ratio"].shape[0] == 8
+        has_signal = batch["advantages"].view(-1, 4).abs().sum(dim=1) > 0
+        assert int(has_signal.sum()) == int(step[METRIC + "kept"])
+    assert all(math.isfinite(s["loss"]) for s in steps)
+
