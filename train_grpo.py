@@ -82,7 +82,7 @@ from recipe.runs import (
 )
 from recipe.settings import check_settings, parse_settings, settings_help
 from recipe.sampling import with_dynamic_sampling
-from recipe.smoke import SMOKE_SETTINGS, build_smoke_model, smoke_tokenizer
+from recipe.smoke import SMOKE_SETTINGS, build_smoke_model, smoke_tokenizer, uses_tiny_model
 from recipe.training import effective_objective, grpo_config, sft_config
 from rewards import REWARD_FUNCS
 
@@ -198,7 +198,7 @@ def run(S: dict) -> Path:
 
     # 1. tokenizer with the recipe's chat template; --smoke builds its tiny model's in memory (the model is
     #    written to the run folder only after the data passed its checks)
-    smoke_model = S["smoke"] and "model_name" not in S["explicit"]  # --smoke --model-name DIR trains DIR
+    smoke_model = uses_tiny_model(S)  # --smoke --model-name DIR trains DIR
     with main_process_first("download the tokenizer and the data"):  # one process downloads, the others read
         if smoke_model:
             tokenizer = smoke_tokenizer([S["dataset"], S["priming_dataset"]])
@@ -320,12 +320,10 @@ def run(S: dict) -> Path:
             history += trainer.state.log_history
             stopped = stop.agree()  # every process: a signal after the last step's end counts on all of them
     except torch.OutOfMemoryError:
-        if is_main_process():
-            set_status(run_dir, "stopped", reason="out of GPU memory")
+        set_status(run_dir, "stopped", reason="out of GPU memory")  # from the main process only
         raise SetupError(cuda_oom_advice(S)) from None
     except SetupError as e:  # a refusal after the folder was made: it must not read as a run still training
-        if is_main_process():
-            set_status(run_dir, "stopped", reason=str(e).splitlines()[0])
+        set_status(run_dir, "stopped", reason=str(e).splitlines()[0])
         raise
     if not is_main_process():
         if stopped:

@@ -78,8 +78,9 @@ def run(seed: int, variant: str, args, learning_rate: float | None) -> dict:
     if learning_rate is not None:
         command += ["--learning-rate", repr(learning_rate)]
     done = args.out / "done" / f"{name}.json"  # a rerun after a kill skips the runs that finished
-    if done.exists() and json.loads(done.read_text()).get("command") == command:  # same run, same options
-        return json.loads(done.read_text())
+    kept = json.loads(done.read_text()) if done.exists() else {}
+    if kept.get("command") == command:  # the same run, with the same options
+        return kept
     began = time.monotonic()
     finished = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True)
     wall = time.monotonic() - began

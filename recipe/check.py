@@ -50,6 +50,7 @@ from .data import (
     split_heldout,
 )
 from .errors import SetupError
+from .smoke import build_tiny_model, smoke_tokenizer, uses_tiny_model
 
 MAX_REFERENCES = 5000  # distinct references judged; a dataset of symbolic answers takes ~1-20 ms each
 UNREADABLE_LIMIT = 0.01  # share of distinct references the verifier may fail to read before the check fails
@@ -194,9 +195,7 @@ def readable(reference: str) -> bool:
 def local_tokenizer(S: dict):
     """(tokenizer with the recipe's template, or None; what the report says about it). Never downloads:
     the model's own tokenizer if it is on this machine, the smoke model's (built in memory) for --smoke."""
-    from .smoke import smoke_tokenizer
-
-    if S["smoke"] and "model_name" not in S.get("explicit", []):
+    if uses_tiny_model(S):
         return smoke_tokenizer([S["dataset"], S["priming_dataset"]]), "the smoke model's, built in memory"
     from .models import load_tokenizer, with_recipe_template
 
@@ -225,9 +224,7 @@ def lora_plan(S: dict, tokenizer) -> tuple[str, str | None]:
 
     name = S["model_name"]
     try:
-        if S["smoke"] and "model_name" not in S.get("explicit", []):
-            from .smoke import build_tiny_model
-
+        if uses_tiny_model(S):
             model = build_tiny_model(tokenizer, S["seed"])  # the smoke model is tiny: built in memory
         else:  # a hub name: its config.json (a few KB) from the hub when it answers, else from this machine's cache
             local_only = Path(name).expanduser().exists() or hub_unreachable() is not None

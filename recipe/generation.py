@@ -216,12 +216,13 @@ def check_line(settings: dict, max_prompt_length: int) -> str | None:
         return None
     if settings["load_in_4bit"]:
         return None  # generates with transformers (FOUR_BIT_WITHOUT_VLLM)
+    settings = dict(settings, max_prompt_length=max_prompt_length)
     try:
-        plan = colocated_plan(dict(settings, max_prompt_length=max_prompt_length))
+        plan = colocated_plan(settings)
     except (OSError, ValueError) as e:
         return f"not estimated: {settings['model_name']}'s config.json is not readable here ({type(e).__name__})"
     need = sum(sum(part.values()) for part in plan.values())
     return (
         f"transformers backend with TRL's colocated vLLM needs a GPU of at least {need / GIB:.1f} GiB: "
-        + describe_plan(dict(settings, max_prompt_length=max_prompt_length), plan)
+        + describe_plan(settings, plan)
     )

@@ -61,6 +61,11 @@ TINY_QWEN3 = dict(  # the smoke model's shape: about half a million parameters
 )
 
 
+def uses_tiny_model(settings: dict) -> bool:
+    """--smoke with its own tiny random model; --smoke --model-name DIR trains DIR instead."""
+    return bool(settings["smoke"]) and "model_name" not in settings.get("explicit", ())
+
+
 def build_tiny_tokenizer(texts: list[str], vocab_size: int = SMOKE_TOKENIZER_VOCAB):
     """A byte-level BPE tokenizer trained on `texts`, with each tag as one (non-special) token, so the
     tags survive decoding with skip_special_tokens=True as they do with Qwen's tokenizer, and each
